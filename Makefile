@@ -1,0 +1,41 @@
+# Frontier: `make demo` (the main job) and `make test`. Both create .venv and install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DATA := data/shapes_small
+LONG_DATA := data/shapes_large
+
+.PHONY: install demo test test-all train-long clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[train,edge,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: generate the small shapes dataset, train SSD-MobileNet-v2 on it, evaluate, report
+demo: $(STAMP)
+	$(PY) -m train generate --size small --out $(DEMO_DATA)
+	$(PY) -m train fit --config ssd_mobilenet_v2_shapes --data $(DEMO_DATA) --out runs/demo
+	$(PY) -m train evaluate --run runs/demo --data $(DEMO_DATA) --split val
+	$(PY) -m train report --run runs/demo
+	@echo "report: runs/demo/report.md"
+
+## test: the fast test suite (slow tests: make test-all)
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+## train-long: the long run on the large split (about 3 h on 2 CPU cores), then the other SSDs
+train-long: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(PY) -m train fit --config ssd_mobilenet_v2_shapes_long --data $(LONG_DATA) --out runs/long_ssd_mobilenet_v2
+	$(PY) -m train evaluate --run runs/long_ssd_mobilenet_v2 --data $(LONG_DATA) --split val
+	$(PY) -m train report --run runs/long_ssd_mobilenet_v2
+
+clean:
+	rm -rf runs data

@@ -1,0 +1,33 @@
+"""Frontier: object detectors on the speed/accuracy frontier, from training to the edge."""
+from setuptools import find_packages, setup
+
+EDGE = [
+    "ai-edge-litert==2.3.0",
+    "numpy>=1.26,<3",
+    "opencv-python-headless>=4.9,<6",
+    "pycocotools==2.0.11",
+]
+TRAIN = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tensorflow-model-optimization==0.8.1",
+    "pycocotools==2.0.11",
+    "opencv-python-headless>=4.9,<6",
+    "scikit-image==0.26.0",
+    "pyyaml>=6.0,<7",
+    "matplotlib>=3.8,<4",
+    "tqdm>=4.66,<5",
+]
+DEV = ["pytest>=8,<10"]
+
+setup(
+    name="frontier-detect",
+    version="0.1.0",
+    description="SSD / Faster R-CNN / R-FCN detectors on the speed/accuracy frontier, "
+    "trained in TensorFlow and shipped as TFLite to phones and Raspberry Pis.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["train*", "convert*", "edge_runtime*", "benchmarks*"]),
+    package_data={"train": ["configs/*.yaml"]},
+    install_requires=[],
+    extras_require={"edge": EDGE, "train": TRAIN, "dev": DEV},
+)

@@ -1,0 +1,93 @@
+"""Command line: ``python -m train {generate,fit,evaluate,report} ...``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import train  # noqa: F401  (selects legacy Keras before TensorFlow loads)
+
+
+def _fit(args):
+    from train.config import load_config
+    from train.trainer import fit
+
+    config = load_config(args.config)
+    if args.steps:
+        config.train.steps = args.steps
+    if args.batch_size:
+        config.train.batch_size = args.batch_size
+    summary = fit(config, args.data, args.out, strategy=args.strategy,
+                  progress=not args.no_progress)
+    print(f"trained {summary['steps']} steps -> {args.out}")
+
+
+def _evaluate(args):
+    from train.evaluate import evaluate
+
+    report = evaluate(args.run, args.data, split=args.split, checkpoint=args.checkpoint,
+                      out_dir=args.out, progress=not args.no_progress)
+    print(report["coco_summary"], end="")
+    print("  ".join(f"{k}={report[k]:.3f}" for k in
+                    ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100")))
+
+
+def _report(args):
+    from train.report import write_report
+
+    print(f"wrote {write_report(args.run)}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train", description="Train and evaluate Frontier detectors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="train a model (resumes from --out's last checkpoint)")
+    p.add_argument("--config", required=True,
+                   help="YAML file, or the name of a bundled config in train/configs/")
+    p.add_argument("--data", required=True,
+                   help="COCO-format dataset root, annotation .json, or TFRecord file/glob")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, config)")
+    p.add_argument("--steps", type=int, help="override train.steps")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+                   help="tf.distribute strategy (mirrored: all local GPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("evaluate", help="COCO metrics of a run on a dataset split")
+    p.add_argument("--run", required=True, help="run directory written by `fit`")
+    p.add_argument("--data", required=True, help="dataset (same forms as for fit)")
+    p.add_argument("--split", default="val", help="split name (default: val)")
+    p.add_argument("--checkpoint", help="a checkpoint prefix (default: the run's latest)")
+    p.add_argument("--out", help="where eval.json goes (default: the run directory)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+    sub.add_parser("generate", help="write the bundled synthetic dataset (generate --help)",
+                   add_help=False)
+
+    p = sub.add_parser("report", help="write RUN/report.md from its config, logs and eval.json")
+    p.add_argument("--run", required=True)
+    p.set_defaults(func=_report)
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["generate"]:  # its own parser (python -m train.data.generate)
+        from train.data.generate import main as generate_main
+        return generate_main(argv[1:]) or 0
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from train.config import ConfigError
+    from train.data.images import DataError
+
+    try:
+        args.func(args)
+    except (ConfigError, DataError, FileNotFoundError, MemoryError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

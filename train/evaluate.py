@@ -1,0 +1,118 @@
+"""``python -m train evaluate``: COCO metrics (pycocotools) of a trained run on a dataset split.
+
+Writes ``eval.json`` (AP, AP50, AP75, AP_small, AP_medium, AP_large, AR1, AR10, AR100 as
+fractions in 0..1, plus the step, image count and timing) and ``detections_<split>.json`` in the
+COCO results format (``image_id``, ``category_id``, ``bbox`` [x, y, w, h] pixels, ``score``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from train.builder import build_model
+from train.config import load_config
+from train.data import load_dataset
+from train.data.pipeline import cache_images, eval_batches
+from train.trainer import write_json
+
+STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+              "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]
+
+
+def coco_metrics(gt: dict, detections: list[dict]) -> tuple[dict, str]:
+    """Runs COCOeval (bbox) on a COCO ground-truth dict and a results list.
+
+    Returns ({name: value}, the printed summary). Absent size buckets give -1 as in COCOeval.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        if not detections:  # loadRes refuses an empty list; nothing found means zero
+            return {k: 0.0 for k in STAT_NAMES}, "no detections\n"
+        coco_dt = coco_gt.loadRes(detections)
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {k: float(v) for k, v in zip(STAT_NAMES, evaluator.stats)}, text.getvalue()
+
+
+def to_coco_results(example, boxes, scores, classes, category_ids) -> list[dict]:
+    """Detections of one image (normalised yxyx, 1..K labels) -> COCO result dicts in pixels."""
+    h, w = example.height, example.width
+    results = []
+    for (y0, x0, y1, x1), s, c in zip(boxes, scores, classes):
+        results.append({"image_id": int(example.image_id),
+                        "category_id": int(category_ids[int(c) - 1]),
+                        "bbox": [round(float(x0 * w), 2), round(float(y0 * h), 2),
+                                 round(float((x1 - x0) * w), 2), round(float((y1 - y0) * h), 2)],
+                        "score": round(float(s), 5)})
+    return results
+
+
+def load_run(run_dir: str, checkpoint: str | None = None):
+    """Rebuilds the model of a run directory and restores its latest (or given) checkpoint."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{run_dir}: no config.yaml; is this a `python -m train fit` --out?")
+    config = load_config(config_path)
+    with open(os.path.join(run_dir, "labels.json")) as f:
+        labels = json.load(f)
+    model = build_model(config.model, len(labels["category_ids"]))
+    ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not ckpt:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to evaluate")
+    status = tf.train.Checkpoint(model=model.keras_model).restore(ckpt)
+    status.expect_partial().assert_existing_objects_matched()
+    return config, labels, model, ckpt
+
+
+def evaluate(run_dir: str, data: str, split: str = "val", checkpoint: str | None = None,
+             out_dir: str | None = None, batch_size: int = 16, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    config, labels, model, ckpt = load_run(run_dir, checkpoint)
+    dataset = load_dataset(data, split)
+    if dataset.category_ids != labels["category_ids"]:
+        raise ValueError(f"{data} ({split}) has categories {dataset.category_ids}, but the model "
+                         f"in {run_dir} was trained on {labels['category_ids']}")
+    size = config.model.image_size
+    cache = cache_images(dataset, size, config.train.max_cache_gb, progress=progress)
+    detect = tf.function(model.detect)
+    results, t0 = [], time.time()
+    with tqdm(total=len(cache), desc=f"evaluating {split}", unit="img", disable=not progress) as bar:
+        for start, images in eval_batches(cache, size, batch_size):
+            out = {k: v.numpy() for k, v in detect(tf.constant(images)).items()}
+            for i in range(len(images)):
+                n = int(out["num_detections"][i])
+                results += to_coco_results(cache.examples[start + i], out["boxes"][i, :n],
+                                           out["scores"][i, :n], out["classes"][i, :n],
+                                           labels["category_ids"])
+            bar.update(len(images))
+    seconds = time.time() - t0
+    gt = dataset.to_coco_gt()
+    kept = {e.image_id for e in cache.examples}
+    gt["images"] = [im for im in gt["images"] if im["id"] in kept]
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in kept]
+    metrics, summary = coco_metrics(gt, results)
+    out_dir = out_dir or run_dir
+    os.makedirs(out_dir, exist_ok=True)
+    step = int(ckpt.rsplit("-", 1)[-1]) if "-" in os.path.basename(ckpt) else None
+    report = {**metrics, "split": split, "data": os.path.abspath(data), "checkpoint": ckpt,
+              "step": step, "num_images": len(cache), "num_detections": len(results),
+              "skipped": dict(dataset.warnings) | dict(cache.skipped),
+              "seconds": seconds, "coco_summary": summary}
+    write_json(os.path.join(out_dir, "eval.json"), report)
+    write_json(os.path.join(out_dir, f"detections_{split}.json"), results)
+    return report

@@ -1,0 +1,231 @@
+"""The feature-extractor interface shared by SSD, Faster R-CNN and R-FCN.
+
+A ``FeatureExtractor`` builds Keras models (``tf_keras``, weights=None) from its hyperparameters:
+
+* ``backbone(input_shape)``: preprocessed image ``float32 [B, H, W, 3]`` -> dict of named feature maps
+  ``{endpoint: float32 [B, ceil(H / stride), ceil(W / stride), C]}`` (all convolutions use TF "SAME"
+  padding, like TF-slim and the TF Object Detection API, so a 300x300 input gives 19x19 at stride 16
+  and 10x10 at stride 32).
+* ``box_classifier(input_shape)``: the part of the network after ``rpn_endpoint``, applied to every
+  ``crop_and_resize``d proposal ``float32 [N, h, w, C]`` -> ``float32 [N, h', w', C']`` (two-stage).
+* ``classifier(input_shape, classes)``: the published ImageNet classifier (for parameter counts).
+
+Also the helpers that subclasses share: the L2 regulariser with TF-slim's scaling and the rewrite that
+turns a ``keras.applications`` model into one with SAME padding, our batch-norm momentum and weight
+decay, any input size, and optionally only a slice of its layers.
+"""
+from __future__ import annotations
+
+import copy
+
+import tf_keras as keras
+
+
+def kernel_regularizer(weight_decay: float):
+    """L2 weight decay as TF-slim / the TF OD API define it: ``weight_decay * sum(w**2) / 2``.
+
+    Keras' ``L2(l)`` is ``l * sum(w**2)``, hence the factor 0.5 (the OD API's Keras port does the
+    same). Returns None when ``weight_decay`` is 0 so no zero losses are added.
+    """
+    return keras.regularizers.L2(0.5 * weight_decay) if weight_decay > 0 else None
+
+
+class FeatureExtractor:
+    """Backbone producing named feature maps. Subclasses set the class attributes below.
+
+    Attributes:
+      name: registry name, e.g. "mobilenet_v1".
+      endpoints: endpoint name -> output stride, e.g. {"C4": 16, "C5": 32}.
+      endpoint_layers: endpoint name -> name of the Keras layer that produces it.
+      ssd_endpoints: (higher-resolution lower map, topmost map) used by SSD.
+      rpn_endpoint: map feeding Faster R-CNN's RPN and cropped by crop_and_resize; the
+        ``box_classifier`` is the rest of the network after it.
+    """
+
+    name: str = ""
+    endpoints: dict[str, int] = {}
+    endpoint_layers: dict[str, str] = {}
+    ssd_endpoints: tuple[str, str] = ("C4", "C5")
+    rpn_endpoint: str = "C4"
+
+    def __init__(self, depth_multiplier: float = 1.0, batchnorm_momentum: float = 0.997,
+                 weight_decay: float = 4e-5):
+        where = f"train/feature_extractors ({self.name})"
+        if not depth_multiplier > 0:
+            raise ValueError(f"{where}: depth_multiplier must be > 0, got {depth_multiplier}")
+        if not 0.0 <= batchnorm_momentum < 1.0:
+            raise ValueError(f"{where}: batchnorm_momentum must be in [0, 1), got {batchnorm_momentum}")
+        if not weight_decay >= 0:
+            raise ValueError(f"{where}: weight_decay must be >= 0, got {weight_decay}")
+        self.depth_multiplier = float(depth_multiplier)
+        self.batchnorm_momentum = float(batchnorm_momentum)
+        self.weight_decay = float(weight_decay)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(depth_multiplier={self.depth_multiplier}, "
+                f"batchnorm_momentum={self.batchnorm_momentum}, weight_decay={self.weight_decay})")
+
+    def preprocess(self, images):
+        """float32 [B, H, W, 3] in 0..255 -> float32 in [-1, 1] (all of our networks use this)."""
+        return images * (2.0 / 255.0) - 1.0
+
+    def backbone(self, input_shape: tuple, endpoints: tuple | None = None) -> keras.Model:
+        """Preprocessed image [B, *input_shape] -> {endpoint: [B, h, w, c]}.
+
+        ``input_shape`` is (H, W, 3); H and W may be None (any size). ``endpoints`` selects a subset
+        of ``self.endpoints`` (default: all); the model contains only the layers they need.
+        """
+        raise NotImplementedError
+
+    def box_classifier(self, input_shape: tuple) -> keras.Model:
+        """Crops of ``rpn_endpoint`` [N, *input_shape] -> [N, h', w', c'] (two-stage second stage)."""
+        raise NotImplementedError
+
+    def classifier(self, input_shape: tuple = (224, 224, 3), classes: int = 1000) -> keras.Model:
+        """The published ImageNet classifier: image [B, *input_shape] -> softmax [B, classes]."""
+        raise NotImplementedError
+
+    def _check_endpoints(self, endpoints) -> tuple:
+        endpoints = tuple(self.endpoints) if endpoints is None else tuple(endpoints)
+        unknown = [e for e in endpoints if e not in self.endpoints]
+        if unknown or not endpoints:
+            raise ValueError(f"train/feature_extractors ({self.name}): unknown endpoint(s) {unknown}; "
+                             f"valid: {', '.join(self.endpoints)}")
+        return endpoints
+
+    def _check_input_shape(self, input_shape) -> tuple:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3 or input_shape[2] != 3:
+            raise ValueError(f"train/feature_extractors ({self.name}): input_shape must be "
+                             f"(H, W, 3), got {input_shape}")
+        return input_shape
+
+
+# --- rewriting keras.applications models ------------------------------------------------------------
+
+def _inbound(layer_cfg) -> list:
+    """The inbound tensor references [[name, node, index, kwargs], ...] of a layer's first call."""
+    nodes = layer_cfg["inbound_nodes"]
+    return nodes[0] if nodes else []
+
+
+def rebuild_application(model: keras.Model, input_shape: tuple, *, name: str,
+                        batchnorm_momentum: float, weight_decay: float,
+                        outputs: dict[str, str] | None = None,
+                        start_after: str | None = None) -> keras.Model:
+    """Rebuilds a ``keras.applications`` functional model from its config, changed so that:
+
+    * every ``ZeroPadding2D`` + "valid" strided conv becomes a conv with TF "SAME" padding (Keras'
+      fixed ((0, 1), (0, 1)) padding shrinks a 75x75 map to 37x37 where SAME, as in TF-slim and
+      the OD API, gives 38x38 -- and 19x19 / 10x10 maps for a 300x300 SSD input);
+    * every BatchNormalization has ``momentum=batchnorm_momentum``;
+    * Conv2D and Dense kernels get ``kernel_regularizer(weight_decay)`` (depthwise kernels get none:
+      they hold very few parameters, MobileNet paper Sec. 3.2);
+    * the input is ``input_shape`` (None for any size);
+    * with ``start_after``: the layers before and including that layer are dropped and a new input
+      of ``input_shape`` feeds its consumers (a two-stage box classifier);
+    * with ``outputs`` ({key: layer name}): the model outputs that dict and holds only the layers
+      needed for it; otherwise the original outputs.
+
+    Weights are freshly initialised (we never load pre-trained weights).
+    """
+    cfg = copy.deepcopy(model.get_config())
+    layers = {l["name"]: l for l in cfg["layers"]}
+    order = [l["name"] for l in cfg["layers"]]
+
+    def consumers(src):
+        return [n for n in order if any(t[0] == src for t in _inbound(layers[n]))]
+
+    # 1. ZeroPadding2D + valid conv -> SAME conv.
+    for pad in [n for n in order if layers[n]["class_name"] == "ZeroPadding2D"]:
+        (src,) = _inbound(layers[pad])
+        for c in consumers(pad):
+            if layers[c]["class_name"] not in ("Conv2D", "DepthwiseConv2D"):
+                raise ValueError(f"train/feature_extractors/base.py: cannot fold padding layer "
+                                 f"{pad} into {c} ({layers[c]['class_name']})")
+            layers[c]["config"]["padding"] = "same"
+            layers[c]["inbound_nodes"] = [[list(src) if t[0] == pad else t for t in _inbound(layers[c])]]
+        order.remove(pad)
+
+    # 2. Input: either the original one with a new shape, or a new one after `start_after`.
+    (input_name,) = [n for n in order if layers[n]["class_name"] == "InputLayer"]
+    if start_after is not None:
+        if start_after not in layers:
+            raise ValueError(f"train/feature_extractors/base.py: {model.name} has no layer {start_after}")
+        new_input = f"{start_after}_input"
+        for c in consumers(start_after):
+            layers[c]["inbound_nodes"] = [[[new_input, 0, 0, {}] if t[0] == start_after else t
+                                           for t in _inbound(layers[c])]]
+        layers[new_input] = {"class_name": "InputLayer", "name": new_input, "inbound_nodes": [],
+                             "config": {"batch_input_shape": [None, *input_shape],
+                                        "dtype": "float32", "sparse": False, "ragged": False,
+                                        "name": new_input}}
+        order.insert(0, new_input)
+        input_name = new_input
+    else:
+        layers[input_name]["config"]["batch_input_shape"] = [None, *input_shape]
+
+    # 3. Keep the layers between the input and the outputs.
+    out_names = list(outputs.values()) if outputs else [o[0] for o in cfg["output_layers"]]
+    needed, stack = set(), list(out_names)
+    while stack:
+        n = stack.pop()
+        if n not in needed:
+            needed.add(n)
+            stack.extend(t[0] for t in _inbound(layers[n]))
+    if input_name not in needed:
+        raise ValueError(f"train/feature_extractors/base.py: outputs {out_names} of {model.name} "
+                         f"do not depend on its input {input_name}")
+    orphans = [n for n in needed if n != input_name and not _inbound(layers[n])]
+    if orphans:  # e.g. a skip connection from before `start_after`
+        raise ValueError(f"train/feature_extractors/base.py: slice of {model.name} after "
+                         f"{start_after} needs layers before it: {orphans}")
+
+    # 4. Hyperparameters.
+    reg = kernel_regularizer(weight_decay)
+    for n in needed:
+        layer = layers[n]
+        layer.pop("build_config", None)
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["momentum"] = batchnorm_momentum
+        elif layer["class_name"] in ("Conv2D", "Dense") and reg is not None:
+            layer["config"]["kernel_regularizer"] = keras.regularizers.serialize(reg)
+
+    cfg["name"] = name
+    cfg["layers"] = [layers[n] for n in order if n in needed]
+    cfg["input_layers"] = [[input_name, 0, 0]]
+    cfg["output_layers"] = [[n, 0, 0] for n in out_names]
+    rebuilt = keras.Model.from_config(cfg)
+    if outputs is None:
+        return rebuilt
+    return keras.Model(rebuilt.input, {k: rebuilt.get_layer(v).output for k, v in outputs.items()},
+                       name=name)
+
+
+class ApplicationExtractor(FeatureExtractor):
+    """A FeatureExtractor made from a ``keras.applications`` model (subclasses define
+    ``_application``); every model is rebuilt by ``rebuild_application``."""
+
+    def _application(self, include_top: bool, classes: int) -> keras.Model:
+        """The keras.applications model at 224x224, weights=None, alpha=self.depth_multiplier."""
+        raise NotImplementedError
+
+    def _rebuild(self, input_shape, name, include_top=False, classes=1000, **kwargs):
+        # Built at 224x224 only to read its config (no input-size warnings, no size-dependent
+        # padding); rebuild_application sets the real input shape.
+        return rebuild_application(self._application(include_top, classes), tuple(input_shape),
+                                   name=name, batchnorm_momentum=self.batchnorm_momentum,
+                                   weight_decay=self.weight_decay, **kwargs)
+
+    def backbone(self, input_shape, endpoints=None):
+        input_shape = self._check_input_shape(input_shape)
+        outputs = {e: self.endpoint_layers[e] for e in self._check_endpoints(endpoints)}
+        return self._rebuild(input_shape, f"{self.name}_backbone", outputs=outputs)
+
+    def box_classifier(self, input_shape):
+        return self._rebuild(input_shape, f"{self.name}_box_classifier",
+                             start_after=self.endpoint_layers[self.rpn_endpoint])
+
+    def classifier(self, input_shape=(224, 224, 3), classes=1000):
+        return self._rebuild(self._check_input_shape(input_shape), f"{self.name}_classifier",
+                             include_top=True, classes=classes)
