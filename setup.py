@@ -10,6 +10,7 @@ EDGE = [
 TRAIN = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
+    "tensorboard==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "pycocotools==2.0.11",
     "opencv-python-headless>=4.9,<6",

@@ -111,7 +111,8 @@ def test_rerun_skips_regenerates_and_refuses(tmp_path, capsys):
     again = generate(out, "tiny", seed=0, workers=1, progress=False, _counts=(2, 1))
     assert again["skipped"] is True
     os.remove(os.path.join(out, "train", "000001.jpg"))  # incomplete -> regenerated
-    assert generate(out, "tiny", seed=0, workers=1, progress=False, _counts=(2, 1))["skipped"] is False
+    redone = generate(out, "tiny", seed=0, workers=1, progress=False, _counts=(2, 1))
+    assert redone["skipped"] is False
     assert os.path.exists(os.path.join(out, "train", "000001.jpg"))
     other = generate(out, "tiny", seed=1, workers=1, progress=False, _counts=(3, 1))
     assert other["skipped"] is False and len(os.listdir(os.path.join(out, "train"))) == 3

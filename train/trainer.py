@@ -76,6 +76,7 @@ class Trainer:
         with self.strategy.scope():
             self.model = build_model(config.model, num_classes)
             self.optimizer = build_optimizer(tc.optimizer, tc.steps)
+            self.schedule = self.optimizer._learning_rate  # the LearningRateSchedule
             self.checkpoint = tf.train.Checkpoint(model=self.model.keras_model,
                                                   optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
@@ -101,9 +102,9 @@ class Trainer:
         with tf.GradientTape() as tape:
             losses = model.loss(model.predict(images, training=True), targets)
             losses["regularization"] = model.regularization_loss()
-            total = losses["total"] + losses["regularization"]
-            losses["total"] = total
-        grads = tape.gradient(total / replicas, variables)
+            losses["total"] = losses["total"] + losses["regularization"]
+            scaled = losses["total"] / replicas  # gradients are summed over replicas
+        grads = tape.gradient(scaled, variables)
         clip = self.config.train.optimizer.clip_norm
         if clip:
             grads, _ = tf.clip_by_global_norm(grads, clip)
@@ -174,7 +175,7 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
                 values = {k: float(v) for k, v in losses.items()}
                 ips = window_steps * tc.batch_size / max(time.time() - window_t, 1e-9)
                 window_t, window_steps = time.time(), 0
-                lr = float(trainer.optimizer.learning_rate(trainer.optimizer.iterations))
+                lr = float(trainer.schedule(step))
                 bar.set_postfix(loss=f"{values['total']:.3f}", img_s=f"{ips:.1f}", lr=f"{lr:.2g}")
                 for k, v in values.items():
                     tf.summary.scalar(f"loss/{k}", v, step=step)

@@ -14,7 +14,7 @@ from train.data.images import load_image  # noqa: E402
 from train.data.shapes import CATEGORIES  # noqa: E402
 
 
-def generate(out: str, size: str = "tiny", seed: int = 0, workers: int | None = None, **kwargs):
+def generate(out: str, size: str, seed: int = 0, workers: int | None = None, **kwargs):
     """Writes the synthetic COCO-format dataset (see train.data.generate.generate)."""
     from train.data.generate import generate as _generate
     return _generate(out, size, seed, workers, **kwargs)

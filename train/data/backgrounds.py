@@ -11,8 +11,8 @@ import numpy as np
 from train.data.shapes import random_color
 
 # skimage.data images shipped inside the wheel (the others need a download: never used).
-PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "immunohistochemistry",
-               "hubble_deep_field", "moon", "page", "text", "grass", "gravel", "brick", "cell",
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins",
+               "immunohistochemistry", "hubble_deep_field", "moon", "page", "text", "grass", "gravel", "brick", "cell",
                "retina", "colorwheel", "clock", "stereo_motorcycle")
 _PHOTOS: list[np.ndarray] | None = None
 

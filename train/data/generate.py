@@ -16,7 +16,6 @@ Images are a pure function of (seed, split, index): the output is byte-identical
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import multiprocessing
 import os
@@ -117,7 +116,7 @@ def summary_line(stats: dict) -> str:
             f"without objects): {buckets}")
 
 
-def generate(out: str, size: str = "tiny", seed: int = 0, workers: int | None = None,
+def generate(out: str, size: str, seed: int = 0, workers: int | None = None,
              progress: bool = True, _counts: tuple[int, int] | None = None) -> dict:
     """Writes the synthetic dataset to ``out`` (see module doc); returns its manifest dict
     (with "stats": counts per split and per size bucket, and "skipped": True when ``out``

@@ -58,7 +58,8 @@ def load_image(path: str | None = None, data: bytes | None = None, name: str = "
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as e:
-        raise DataError(f"{name}: cannot decode image ({str(e).strip().splitlines()[-1]})") from None
+        reason = str(e).strip().splitlines()[-1]
+        raise DataError(f"{name}: cannot decode image ({reason})") from None
     if img is None or img.size == 0:
         raise DataError(f"{name}: cannot decode image (corrupt, truncated or unsupported format, "
                         f"{len(data)} bytes)")

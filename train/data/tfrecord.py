@@ -174,6 +174,21 @@ def _image_format(data: bytes) -> bytes:
     return b"png" if data[:8] == b"\x89PNG\r\n\x1a\n" else b"jpeg"
 
 
+def _feature_makers():
+    import tensorflow as tf
+
+    def b(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=v))
+
+    def i(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+
+    def f(v):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=v))
+
+    return b, i, f
+
+
 def _tf_example(ds: DetectionDataset, e: Example):
     import tensorflow as tf
 
@@ -188,16 +203,11 @@ def _tf_example(ds: DetectionDataset, e: Example):
     boxes = np.concatenate([e.boxes, e.crowd_boxes]).reshape(-1, 4)
     classes = np.concatenate([e.classes, e.crowd_classes]).astype(np.int64)
     crowd = [0] * len(e.classes) + [1] * len(e.crowd_classes)
-    if e.areas is not None:
-        areas = list(e.areas) + list((e.crowd_boxes[:, 2] - e.crowd_boxes[:, 0])
-                                     * (e.crowd_boxes[:, 3] - e.crowd_boxes[:, 1]) * e.height * e.width)
-    else:
-        areas = list((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * e.height * e.width)
+    box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * e.height * e.width
+    areas = box_areas if e.areas is None else np.concatenate([e.areas, box_areas[len(e.areas):]])
     ids = [ds.category_ids[c - 1] for c in classes]
     text = [ds.category_names[c - 1].encode() for c in classes]
-    b = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v))  # noqa: E731
-    i = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))  # noqa: E731
-    f = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v))  # noqa: E731
+    b, i, f = _feature_makers()
     feature = {
         "image/encoded": b([data]), "image/format": b([_image_format(data)]),
         "image/height": i([e.height]), "image/width": i([e.width]),
