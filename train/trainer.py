@@ -160,7 +160,12 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
     iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "logs"))
 
-    history, t0, last_saved = [], time.time(), start
+    log_path = os.path.join(out_dir, "train_log.json")
+    history = []
+    if start and os.path.exists(log_path):  # keep the curve of earlier invocations
+        with open(log_path) as f:
+            history = [h for h in json.load(f).get("history", []) if h["step"] <= start]
+    t0, last_saved = time.time(), start
     bar = tqdm(total=tc.steps, initial=start, desc="training", unit="step", dynamic_ncols=True,
                disable=not progress)
     window_t, window_steps = time.time(), 0
@@ -198,7 +203,7 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
                "batch_size": tc.batch_size, "num_train_images": len(cache),
                "skipped": dict(dataset.warnings) | dict(cache.skipped),
                "interrupted": stopped_by_signal, "machine": _machine(), "history": history}
-    write_json(os.path.join(out_dir, "train_log.json"), summary)
+    write_json(log_path, summary)
     if stopped_by_signal:
         print(f"stopped at step {trainer.step}; checkpoint saved, run the same command to resume")
     return summary

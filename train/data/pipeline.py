@@ -129,7 +129,11 @@ def train_dataset(cache: ImageCache, model, *, batch_size: int, image_size: int,
         if augment_config.horizontal_flip:
             image, boxes = augment.random_horizontal_flip(image, boxes)
         if augment_config.random_crop:
-            image, boxes, labels = augment.ssd_random_crop(image, boxes, labels)
+            p = augment_config.random_crop_probability
+            image, boxes, labels = tf.cond(
+                tf.random.uniform([]) < p,
+                lambda: augment.ssd_random_crop(image, boxes, labels),
+                lambda: (image, boxes, labels))
         image = tf.image.resize(image, [image_size, image_size])
         if augment_config.color:
             image = augment.random_color(image)
