@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all train-long clean
+.PHONY: install demo test test-all train-long train-long-compare long-run clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,21 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-## train-long: the long run on the large split (about 3 h on 2 CPU cores), then the other SSDs
+## train-long: SSD-MobileNet-v2 on the large split (about 3 h on 2 CPU cores; resumable)
 train-long: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
-	$(PY) -m train fit --config ssd_mobilenet_v2_shapes_long --data $(LONG_DATA) --out runs/long_ssd_mobilenet_v2
-	$(PY) -m train evaluate --run runs/long_ssd_mobilenet_v2 --data $(LONG_DATA) --split val
-	$(PY) -m train report --run runs/long_ssd_mobilenet_v2
+	$(MAKE) long-run MODEL=ssd_mobilenet_v2
+
+## train-long-compare: SSD-MobileNet-v1 and SSD-Inception-v2 with the same data and budget
+train-long-compare: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(MAKE) long-run MODEL=ssd_mobilenet_v1
+	$(MAKE) long-run MODEL=ssd_inception_v2
+
+long-run:
+	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)
+	$(PY) -m train evaluate --run runs/long_$(MODEL) --data $(LONG_DATA) --split val
+	$(PY) -m train report --run runs/long_$(MODEL)
 
 clean:
 	rm -rf runs data

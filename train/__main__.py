@@ -78,6 +78,7 @@ def main(argv=None) -> int:
         return generate_main(argv[1:]) or 0
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)
     from train.config import ConfigError
     from train.data.images import DataError
 
