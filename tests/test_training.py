@@ -138,3 +138,24 @@ def test_cli_reports_bad_config(data, tmp_path):
     assert result.returncode == 2
     assert "bad.yaml: unknown key 'model.extractor'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+MIRRORED = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, {root!r})
+from tests.helpers import tiny_config
+from train.trainer import fit, make_strategy
+assert make_strategy("mirrored").num_replicas_in_sync == 2
+summary = fit(tiny_config(steps=4), {data!r}, {out!r}, strategy="mirrored", progress=False)
+print("STEPS", summary["steps"], "LOSS", summary["history"][-1]["total"] if summary["history"] else None)
+"""
+
+
+def test_mirrored_strategy_with_two_replicas(data, tmp_path):
+    script = MIRRORED.format(root=ROOT, data=data, out=str(tmp_path / "run"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, text=True,
+                            capture_output=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "STEPS 4" in result.stdout

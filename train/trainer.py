@@ -39,8 +39,9 @@ def write_json(path: str, data) -> None:
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if name == "mirrored":  # every local GPU; without GPUs, every logical CPU device
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     raise ValueError(f"unknown strategy {name!r} (default | mirrored)")
 
 
