@@ -13,6 +13,7 @@ import yaml
 
 from tests.helpers import make_dataset, tiny_config
 from train.evaluate import evaluate
+from train.report import write_report
 from train.trainer import fit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +42,9 @@ def test_overfits_a_few_images(data, tmp_path):
     for key in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100"):
         assert -1.0 <= saved[key] <= 1.0
     assert os.path.exists(os.path.join(out, "detections_train.json"))
+    report = open(write_report(out)).read()
+    assert f"| {late['AP']:.3f} | {late['AP50']:.3f} |" in report
+    assert "mobilenet_v1" in report and "machine:" in report
 
 
 def _write_config(tmp_path, **train):
