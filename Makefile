@@ -30,7 +30,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-## train-long: SSD-MobileNet-v2 on the large split (about 3 h on 2 CPU cores; resumable)
+## train-long: SSD-MobileNet-v2 on the large split (about 1.5 h on 2 CPU cores; resumable)
 train-long: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
 	$(MAKE) long-run MODEL=ssd_mobilenet_v2
