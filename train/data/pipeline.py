@@ -69,7 +69,8 @@ def cache_images(dataset, size: int, max_gb: float = 6.0, workers: int | None = 
     labels = np.zeros((len(examples), max_boxes), np.int32)
     counts = np.zeros(len(examples), np.int32)
     kept, skipped, n = [], collections.Counter(), 0
-    iterator = ThreadPoolExecutor(workers).map(lambda e: _decode_resized(e, size), examples)
+    pool = ThreadPoolExecutor(workers)
+    iterator = pool.map(lambda e: _decode_resized(e, size), examples)
     if progress:
         from tqdm import tqdm
         iterator = tqdm(iterator, total=len(examples), desc=f"decoding images ({size}px)",
@@ -85,6 +86,7 @@ def cache_images(dataset, size: int, max_gb: float = 6.0, workers: int | None = 
         boxes[n, :k], labels[n, :k], counts[n] = example.boxes, example.classes, k
         kept.append(example)
         n += 1
+    pool.shutdown()
     if skipped:
         log.warning("%s: %d unreadable images skipped", dataset.source, sum(skipped.values()))
     if not kept:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from train.config import LossConfig, PostProcessConfig
 from train.core import anchors as anchor_lib
 from train.core import losses, post_processing, target_assigner
 from train.core.box_coder import FasterRcnnBoxCoder
@@ -42,8 +43,6 @@ class SSD(tf.Module):
                  matcher: ArgMaxMatcher | None = None, box_coder: FasterRcnnBoxCoder | None = None,
                  loss_config=None, post_config=None, name: str = "ssd"):
         super().__init__(name=name)
-        from train.config import LossConfig, PostProcessConfig  # plain dataclasses
-
         self.extractor = extractor
         self.num_classes = num_classes
         self.image_size = image_size
@@ -58,7 +57,7 @@ class SSD(tf.Module):
         fmaps = ssd_feature_maps(features, extractor, extra_depths=tuple(extra_depths),
                                  batchnorm_momentum=extractor.batchnorm_momentum,
                                  weight_decay=extractor.weight_decay, use_depthwise=use_depthwise)
-        self.feature_map_sizes = [(int(f.shape[1]), int(f.shape[2])) for f in fmaps]
+        self.feature_map_sizes = tuple((int(f.shape[1]), int(f.shape[2])) for f in fmaps)
         per_location = anchor_lib.ssd_num_anchors_per_location(
             len(fmaps), **{k: v for k, v in anchor_kwargs.items()
                            if k in ("aspect_ratios", "interpolated_scale_aspect_ratio",
