@@ -92,7 +92,7 @@ def evaluate(run_dir: str, data: str, split: str = "val", checkpoint: str | None
     detect = tf.function(model.detect)
     results, t0 = [], time.time()
     with tqdm(total=len(cache), desc=f"evaluating {split}", unit="img", disable=not progress) as bar:
-        for start, images in eval_batches(cache, size, batch_size):
+        for start, images in eval_batches(cache, batch_size):
             out = {k: v.numpy() for k, v in detect(tf.constant(images)).items()}
             for i in range(len(images)):
                 n = int(out["num_detections"][i])

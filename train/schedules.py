@@ -40,10 +40,14 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                     final_factor=self.final_factor, schedule=self.schedule)
 
 
-def build_optimizer(cfg, total_steps: int):
+def build_schedule(cfg, total_steps: int) -> WarmupCosine:
     """cfg: train.config.OptimizerConfig."""
-    lr = WarmupCosine(cfg.learning_rate, total_steps, cfg.warmup_steps, cfg.warmup_start_factor,
-                      cfg.final_factor, cfg.schedule)
+    return WarmupCosine(cfg.learning_rate, total_steps, cfg.warmup_steps, cfg.warmup_start_factor,
+                        cfg.final_factor, cfg.schedule)
+
+
+def build_optimizer(cfg, lr: WarmupCosine):
+    """cfg: train.config.OptimizerConfig; lr: the schedule from :func:`build_schedule`."""
     if cfg.name == "rmsprop":  # the paper's SSD optimizer
         return keras.optimizers.RMSprop(lr, rho=0.9, momentum=cfg.momentum, epsilon=1.0)
     if cfg.name == "momentum":  # the paper's Faster R-CNN / R-FCN optimizer

@@ -23,7 +23,7 @@ from train.builder import build_model
 from train.config import Config, save_config
 from train.data import load_dataset
 from train.data.pipeline import cache_images, train_dataset
-from train.schedules import build_optimizer
+from train.schedules import build_optimizer, build_schedule
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class Trainer:
         tc = config.train
         with self.strategy.scope():
             self.model = build_model(config.model, num_classes)
-            self.optimizer = build_optimizer(tc.optimizer, tc.steps)
-            self.schedule = self.optimizer._learning_rate  # the LearningRateSchedule
+            self.schedule = build_schedule(tc.optimizer, tc.steps)
+            self.optimizer = build_optimizer(tc.optimizer, self.schedule)
             self.checkpoint = tf.train.Checkpoint(model=self.model.keras_model,
                                                   optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(

@@ -69,24 +69,23 @@ def cache_images(dataset, size: int, max_gb: float = 6.0, workers: int | None = 
     labels = np.zeros((len(examples), max_boxes), np.int32)
     counts = np.zeros(len(examples), np.int32)
     kept, skipped, n = [], collections.Counter(), 0
-    pool = ThreadPoolExecutor(workers)
-    iterator = pool.map(lambda e: _decode_resized(e, size), examples)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, total=len(examples), desc=f"decoding images ({size}px)",
-                        unit="img", dynamic_ncols=True)
-    for example, (image, error) in zip(examples, iterator):
-        if image is None:
-            skipped["unreadable image (skipped)"] += 1
-            if skipped["unreadable image (skipped)"] <= 3:
-                log.warning("skipping %s", error)
-            continue
-        images[n] = image
-        k = len(example.classes)
-        boxes[n, :k], labels[n, :k], counts[n] = example.boxes, example.classes, k
-        kept.append(example)
-        n += 1
-    pool.shutdown()
+    with ThreadPoolExecutor(workers) as pool:
+        iterator = pool.map(lambda e: _decode_resized(e, size), examples)
+        if progress:
+            from tqdm import tqdm
+            iterator = tqdm(iterator, total=len(examples), desc=f"decoding images ({size}px)",
+                            unit="img", dynamic_ncols=True)
+        for example, (image, error) in zip(examples, iterator):
+            if image is None:
+                skipped["unreadable image (skipped)"] += 1
+                if skipped["unreadable image (skipped)"] <= 3:
+                    log.warning("skipping %s", error)
+                continue
+            images[n] = image
+            k = len(example.classes)
+            boxes[n, :k], labels[n, :k], counts[n] = example.boxes, example.classes, k
+            kept.append(example)
+            n += 1
     if skipped:
         log.warning("%s: %d unreadable images skipped", dataset.source, sum(skipped.values()))
     if not kept:
@@ -148,11 +147,7 @@ def train_dataset(cache: ImageCache, model, *, batch_size: int, image_size: int,
     return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
 
-def eval_batches(cache: ImageCache, image_size: int, batch_size: int = 16):
-    """Yields (first index, images float32 [b, M, M, 3]) over the cache, in order."""
+def eval_batches(cache: ImageCache, batch_size: int = 16):
+    """Yields (first index, images float32 [b, S, S, 3]) over the cache, in order."""
     for start in range(0, len(cache), batch_size):
-        batch = cache.images[start:start + batch_size]
-        if batch.shape[1] != image_size:
-            batch = np.stack([cv2.resize(im, (image_size, image_size),
-                                         interpolation=cv2.INTER_AREA) for im in batch])
-        yield start, batch.astype(np.float32)
+        yield start, cache.images[start:start + batch_size].astype(np.float32)
