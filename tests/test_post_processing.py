@@ -25,8 +25,9 @@ def _np_iou(a, b):
 
 
 def _np_nms(boxes, scores, iou_thr, score_thr, per_class, total):
-    """Brute-force reference for one image: returns a list of (score, class 1..K, box)."""
-    boxes = np.clip(boxes, 0, 1)
+    """Brute-force reference for one image: returns a list of (score, class 1..K, box).
+
+    NMS on the boxes as predicted, then the kept boxes clipped to the image (as TFLite does)."""
     dets = []
     for k in range(scores.shape[1]):
         idx = [i for i in np.argsort(-scores[:, k], kind="stable") if scores[i, k] > score_thr]
@@ -36,7 +37,7 @@ def _np_nms(boxes, scores, iou_thr, score_thr, per_class, total):
                 break
             if all(_np_iou(boxes[i], boxes[[j]])[0] <= iou_thr for j in kept):
                 kept.append(i)
-        dets += [(scores[i, k], k + 1, boxes[i]) for i in kept]
+        dets += [(scores[i, k], k + 1, np.clip(boxes[i], 0, 1)) for i in kept]
     return sorted(dets, key=lambda d: -d[0])[:total]
 
 

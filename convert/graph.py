@@ -1,0 +1,64 @@
+"""The TensorFlow functions that get converted: detector + fused post-processing op.
+
+Input ``image [1, M, M, 3]`` float32, either normalised ((pixel - mean) / std, the float
+models) or raw pixels 0..255 with the normalisation inside the graph (the integer models: the
+converter turns that input into uint8, so camera pixels go in as they are).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from convert.postprocess_op import center_size_anchors, fused_postprocess
+
+DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores",
+                     "num_detections")
+RAW_OUTPUTS = ("box_encodings", "class_predictions")
+
+
+def serving_function(source, *, pixel_input: bool = False, postprocess: bool = True,
+                     batch_size: int | None = 1):
+    """A concrete function ``image -> {output name: tensor}`` of ``source`` (an ExportSource).
+
+    ``postprocess=True``: the four outputs of ``TFLite_Detection_PostProcess`` (the op replaces
+    a placeholder function at conversion). ``False``: raw ``box_encodings [1, A, 4]`` and
+    ``class_predictions [1, A, K+1]`` for runtimes without the op.
+    """
+    m = source.image_size
+    anchors = tf.constant(center_size_anchors(source.anchors))  # frozen into the model
+    fused = fused_postprocess(source.nms)
+    mean, std = float(source.mean), float(source.std)
+
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, m, m, 3], tf.float32, name="image")])
+    def serve(image):
+        x = (image - mean) * (1.0 / std) if pixel_input else image
+        box_encodings, class_predictions = source.predict(x)
+        if not postprocess:
+            return dict(zip(RAW_OUTPUTS, (box_encodings, class_predictions)))
+        return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions, anchors)))
+
+    return serve.get_concrete_function()
+
+
+def tensorflow_detections(source, *, batch_size: int | None = None):
+    """The TensorFlow reference with the same signature (TF NMS, boxes clipped; SavedModel)."""
+    m = source.image_size
+
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, m, m, 3], tf.float32, name="image")])
+    def serve(image):
+        out = source.detect(image)
+        return {"detection_boxes": out["boxes"],
+                "detection_classes": tf.cast(out["classes"], tf.float32),
+                "detection_scores": out["scores"],
+                "num_detections": tf.cast(out["num_detections"], tf.float32)}
+
+    return serve.get_concrete_function()
+
+
+def raw_predictions(source, *, batch_size: int | None = None):
+    m = source.image_size
+
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, m, m, 3], tf.float32, name="image")])
+    def raw(image):
+        return dict(zip(RAW_OUTPUTS, source.predict(image)))
+
+    return raw.get_concrete_function()

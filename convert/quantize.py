@@ -1,0 +1,93 @@
+"""Converter settings per ``--quantize`` mode, and the calibration (representative) images.
+
+    float32  no quantization; float input, normalised
+    float16  weights stored as float16 (about half the size), float compute on CPUs
+    dynamic  int8 weights, activations quantized on the fly; float input
+    int8     full-integer post-training quantization calibrated on training images;
+             uint8 input (raw camera pixels, the normalisation is inside the graph), float
+             outputs from the post-processing op
+    qat      int8 as above after quantization-aware fine-tuning (convert/qat.py)
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from convert.sources import ExportError
+
+MODES = ("float32", "float16", "dynamic", "int8", "qat")
+INTEGER_MODES = ("int8", "qat")
+
+
+def calibration_images(data: str, split: str, count: int, size: int, seed: int = 0):
+    """``count`` images of ``data`` (``split``) resized to ``[size, size, 3]`` uint8, drawn at
+    random (seeded). Unreadable images are skipped; none readable is an error."""
+    from train.data import DataError, load_dataset, load_image
+
+    if count < 1:
+        raise ExportError(f"--calibration-images must be at least 1, got {count}")
+    try:
+        dataset = load_dataset(data, split)
+    except DataError as e:
+        raise ExportError(f"representative dataset: {e}") from None
+    if not dataset.examples:
+        raise ExportError(f"representative dataset {data} ({split}) has no images")
+    order = np.random.default_rng(seed).permutation(len(dataset.examples))
+    images, errors = [], []
+    for i in order:
+        ex = dataset.examples[int(i)]
+        try:
+            image = (load_image(data=ex.encoded, name=ex.file_name) if ex.encoded is not None
+                     else load_image(ex.file_name))
+        except DataError as e:
+            errors.append(str(e))
+            continue
+        images.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+        if len(images) == count:
+            break
+    if not images:
+        raise ExportError(f"representative dataset {data} ({split}): no readable image "
+                          f"({errors[0] if errors else 'none listed'})")
+    return np.stack(images)
+
+
+def representative_dataset(images: np.ndarray, pixel_input: bool, mean=127.5, std=127.5):
+    """The converter's calibration generator: one ``[1, M, M, 3]`` float32 input at a time.
+
+    The first image gets one black and one white pixel so the uint8 input is calibrated to
+    exactly 0..255 (scale 1, zero point 0): raw pixels go in unchanged.
+    """
+    def generate():
+        for i, image in enumerate(images):
+            x = image.astype(np.float32)
+            if i == 0:
+                x[0, 0], x[0, 1] = 0.0, 255.0
+            yield [(x if pixel_input else (x - mean) / std)[None]]
+    return generate
+
+
+def make_converter(concrete_fn, trackable, mode: str, images=None, pixel_input=False):
+    """A TFLiteConverter configured for ``mode`` (see the module docstring)."""
+    if mode not in MODES:
+        raise ExportError(f"unknown --quantize {mode!r}; choose from {', '.join(MODES)}")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], trackable)
+    # Builtin ops only: a model that needs Flex (Select TF) ops does not run on LiteRT as
+    # shipped for a Pi or phone, so conversion fails and we report it instead.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode in INTEGER_MODES:
+        if images is None or not len(images):
+            raise ExportError(f"--quantize {mode} needs calibration images (--data)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(images, pixel_input)
+        # int8 kernels where they exist, float kernels (e.g. the post-processing op's float
+        # outputs) elsewhere.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.inference_input_type = tf.uint8
+    return converter

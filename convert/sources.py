@@ -1,0 +1,146 @@
+"""Where an export starts: a training run (checkpoint) or a SavedModel written by this package.
+
+Either way the converter gets an :class:`ExportSource`: a predictor from normalised images to
+box encodings and class scores, the anchors, the NMS settings and the labels.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import tensorflow as tf
+
+from convert.postprocess_op import NmsSettings
+
+SAVEDMODEL_ASSET = "frontier.json"  # inside a SavedModel: labels, anchors, NMS, config
+
+
+class ExportError(Exception):
+    """A problem with the converter's input or settings; the message says what to do."""
+
+
+@dataclass
+class ExportSource:
+    """Everything an export needs.
+
+    ``predict(x)``: normalised images float32 ``[B, M, M, 3]`` in [-1, 1] -> ``(box_encodings
+    [B, A, 4], class_scores [B, A, K+1])`` (softmax/sigmoid applied, column 0 = background).
+    ``detect(x)``: the TensorFlow reference, same input -> dict of ``boxes [B, N, 4]``,
+    ``classes [B, N]`` (0-based), ``scores [B, N]``, ``num_detections [B]``.
+    """
+    predict: object
+    detect: object
+    image_size: int
+    anchors: np.ndarray  # [A, 4] (ymin, xmin, ymax, xmax), normalised
+    nms: NmsSettings
+    labels: dict  # {"category_ids": [...], "category_names": [...]}
+    config: dict
+    provenance: dict
+    score_fn: str = "softmax"
+    mean: float = 127.5  # normalised = (pixel - mean) / std
+    std: float = 127.5
+    model: object = None  # the train.meta_architectures SSD (runs only; QAT needs it)
+    train_config: object = None
+    extra: dict = field(default_factory=dict)
+
+    def with_keras_model(self, keras_model) -> "ExportSource":
+        """The same source predicting with another Keras model (e.g. the QAT one)."""
+        return replace(self, predict=_predictor(keras_model, self.score_fn))
+
+
+def _predictor(keras_model, score_fn):
+    from train.core.post_processing import convert_scores
+
+    def predict(x):
+        box_encodings, logits = keras_model(x, training=False)
+        scores = convert_scores(logits, score_fn)  # [B, A, K] without background
+        background = (tf.nn.softmax(logits)[..., :1] if score_fn == "softmax"
+                      else tf.sigmoid(logits[..., :1]))
+        return box_encodings, tf.concat([background, scores], axis=-1)
+    return predict
+
+
+def nms_from_config(post, num_classes: int, scale_factors, use_regular_nms=True):
+    return NmsSettings(num_classes=num_classes, max_detections=post.max_total_detections,
+                       detections_per_class=post.max_detections_per_class,
+                       use_regular_nms=use_regular_nms, score_threshold=post.score_threshold,
+                       iou_threshold=post.iou_threshold, scale_factors=tuple(scale_factors))
+
+
+def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool = True):
+    """A ``python -m train fit`` run directory (latest checkpoint unless ``checkpoint``)."""
+    import dataclasses
+
+    from train.config import ConfigError
+    from train.evaluate import load_run
+
+    for name in ("config.yaml", "labels.json"):
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise ExportError(f"{run_dir}: no {name}; --run must be a `python -m train fit` "
+                              "output directory")
+    try:
+        config, labels, model, ckpt = load_run(run_dir, checkpoint)
+    except FileNotFoundError as e:
+        raise ExportError(str(e)) from None
+    except ConfigError as e:
+        raise ExportError(f"{run_dir}/config.yaml: {e}") from None
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise ExportError(f"{checkpoint or run_dir}: the checkpoint does not match "
+                          f"{run_dir}/config.yaml ({first})") from None
+    nms = nms_from_config(model.post_config, model.num_classes, model.box_coder.scale_factors,
+                          use_regular_nms)
+
+    def detect(x):
+        box_encodings, logits = model.keras_model(x, training=False)
+        out = model.postprocess({"box_encodings": box_encodings, "class_logits": logits})
+        return {"boxes": out["boxes"], "classes": out["classes"] - 1, "scores": out["scores"],
+                "num_detections": out["num_detections"]}
+
+    return ExportSource(
+        predict=_predictor(model.keras_model, model.score_fn()), detect=detect,
+        image_size=model.image_size, anchors=model.anchors_np, nms=nms, labels=labels,
+        config=dataclasses.asdict(config.model), score_fn=model.score_fn(),
+        provenance={"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
+                    "step": _step_of(ckpt)},
+        model=model, train_config=config.train)
+
+
+def _step_of(ckpt: str):
+    tail = os.path.basename(ckpt).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def from_saved_model(path: str, use_regular_nms: bool | None = None) -> ExportSource:
+    """A SavedModel written by ``export_tflite.py --format saved_model``."""
+    asset = os.path.join(path, "assets", SAVEDMODEL_ASSET)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ExportError(f"{path}: no saved_model.pb; not a SavedModel directory")
+    if not os.path.isfile(asset):
+        raise ExportError(f"{path}: no assets/{SAVEDMODEL_ASSET}; only SavedModels written by "
+                          "convert/export_tflite.py --format saved_model can be converted")
+    with open(asset) as f:
+        info = json.load(f)
+    loaded = tf.saved_model.load(path)
+    raw, serve = loaded.signatures["raw_predictions"], loaded.signatures["serving_default"]
+
+    def predict(x):
+        out = raw(image=x)
+        return out["box_encodings"], out["class_predictions"]
+
+    def detect(x):
+        out = serve(image=x)
+        return {"boxes": out["detection_boxes"], "classes": out["detection_classes"],
+                "scores": out["detection_scores"], "num_detections": out["num_detections"]}
+
+    nms = dict(info["nms"], scale_factors=tuple(info["nms"]["scale_factors"]))
+    if use_regular_nms is not None:
+        nms["use_regular_nms"] = use_regular_nms
+    return ExportSource(
+        predict=predict, detect=detect, image_size=int(info["image_size"]),
+        anchors=np.asarray(info["anchors_yxyx"], np.float32), nms=NmsSettings(**nms),
+        labels=info["labels"], config=info["config"], score_fn=info["score_fn"],
+        provenance={"saved_model": os.path.abspath(path), **info.get("provenance", {})},
+        extra={"loaded": loaded})

@@ -1,0 +1,143 @@
+"""Runs an exported detector: image in, boxes/classes/scores out (numpy + OpenCV only).
+
+The model's four outputs are read by their signature names (``detection_boxes``,
+``detection_classes``, ``detection_scores``, ``num_detections``): after ``allocate_tensors`` the
+positional order of the outputs is shuffled. Models without a signature (older TF OD API
+exports) fall back to the ``TFLite_Detection_PostProcess:{0..3}`` tensor names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_runtime.interpreter import make_interpreter
+from edge_runtime.metadata import read_metadata
+
+OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+RAW_OUTPUTS = ("box_encodings", "class_predictions")
+
+
+@dataclass
+class Detections:
+    """One image's detections: ``boxes [N, 4]`` float32 normalised (ymin, xmin, ymax, xmax)
+    clipped to [0, 1]; ``classes [N]`` int32 0-based (label ``labels[c]``); ``scores [N]``."""
+    boxes: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def pixel_boxes(self, height: int, width: int) -> np.ndarray:
+        """``[N, 4]`` (xmin, ymin, xmax, ymax) in pixels of an image of the given size."""
+        y0, x0, y1, x1 = self.boxes.T
+        return np.stack([x0 * width, y0 * height, x1 * width, y1 * height], axis=1)
+
+
+class Detector:
+    """A ``.tflite`` detector with its sidecar metadata.
+
+    ``detect(image)`` takes an RGB uint8 ``[H, W, 3]`` image of any size; it is resized to the
+    model's input (stretched, OpenCV INTER_AREA, as in training) and converted to the input's
+    dtype (uint8 raw pixels, or float32 ``(pixel - mean) / std``).
+    """
+
+    def __init__(self, model_path: str, num_threads: int | None = None, use_xnnpack: bool = True,
+                 delegate: str | None = None, runtime: str | None = None):
+        self.model_path = str(model_path)
+        self.metadata = read_metadata(self.model_path) or {}
+        self.interpreter, self.runtime = make_interpreter(
+            self.model_path, num_threads, use_xnnpack, delegate, runtime)
+        self._signature = self._find_signature()
+        self._input = self._input_details()
+        _, self.height, self.width, _ = (int(d) for d in self._input["shape"])
+        self.input_dtype = np.dtype(self._input["dtype"])
+        meta_in = self.metadata.get("input", {})
+        self.mean = float(meta_in.get("mean", 127.5))
+        self.std = float(meta_in.get("std", 127.5))
+        self.labels = list(self.metadata.get("labels", []))
+        self.raw = self._signature is not None and set(RAW_OUTPUTS) <= set(self._out_names)
+        if not self.raw:
+            self._outputs = self._output_indices()
+
+    def _find_signature(self):
+        signatures = self.interpreter.get_signature_list()
+        if not signatures:
+            self._out_names = []
+            return None
+        key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+        self._in_names = signatures[key]["inputs"]
+        self._out_names = signatures[key]["outputs"]
+        return key
+
+    def _input_details(self) -> dict:
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][3] != 3:
+            raise ValueError(f"{self.model_path}: expected one [1, H, W, 3] image input, got "
+                             f"{[list(d['shape']) for d in inputs]}")
+        return inputs[0]
+
+    def _output_indices(self) -> dict:
+        """{output name: tensor index} for the four detection outputs."""
+        details = self.interpreter.get_output_details()
+        if self._signature is not None and set(OUTPUTS) <= set(self._out_names):
+            runner_outputs = self.interpreter._get_full_signature_list()[self._signature]["outputs"]
+            return {name: runner_outputs[name] for name in OUTPUTS}
+        by_name = {d["name"]: d["index"] for d in details}
+        legacy = ["TFLite_Detection_PostProcess"] + [
+            f"TFLite_Detection_PostProcess:{i}" for i in (1, 2, 3)]
+        if all(n in by_name for n in legacy):
+            return dict(zip(OUTPUTS, (by_name[n] for n in legacy)))
+        raise ValueError(
+            f"{self.model_path}: outputs {sorted(self._out_names or by_name)} are not the "
+            f"four-output detection layout ({', '.join(OUTPUTS)}); export it with "
+            "convert/export_tflite.py (without --no-postprocess)")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def label(self, c: int) -> str:
+        return self.labels[c] if 0 <= c < len(self.labels) else f"class {c}"
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype)."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
+        if image.shape[:2] != (self.height, self.width):
+            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        if self.input_dtype == np.uint8:
+            return image[None]
+        if self.input_dtype == np.float32:
+            return ((image.astype(np.float32) - self.mean) / self.std)[None]
+        raise ValueError(f"{self.model_path}: unsupported input dtype {self.input_dtype}")
+
+    def invoke(self, tensor: np.ndarray) -> None:
+        self.interpreter.set_tensor(self._input["index"], tensor)
+        self.interpreter.invoke()
+
+    def raw_outputs(self) -> dict:
+        """After :meth:`invoke`: {output name: array} (raw models: encodings and scores)."""
+        if self.raw:
+            runner = self.interpreter._get_full_signature_list()[self._signature]["outputs"]
+            return {n: self.interpreter.get_tensor(runner[n]) for n in RAW_OUTPUTS}
+        return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
+
+    def parse(self, outputs: dict, score_threshold: float = 0.0) -> Detections:
+        """The four outputs of one image -> :class:`Detections` above ``score_threshold``."""
+        n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
+        scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
+        keep = scores >= score_threshold
+        boxes = np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n][keep]
+        classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n][keep]
+        return Detections(np.clip(boxes, 0.0, 1.0), classes.astype(np.int32), scores[keep])
+
+    def detect(self, image: np.ndarray, score_threshold: float = 0.0) -> Detections:
+        if self.raw:
+            raise ValueError(f"{self.model_path} was exported with --no-postprocess (raw box "
+                             "encodings); decode it with its anchors, or export it with the "
+                             "fused post-processing op")
+        self.invoke(self.preprocess(image))
+        return self.parse(self.raw_outputs(), score_threshold)
