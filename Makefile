@@ -15,11 +15,17 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-## demo: generate the small shapes dataset, train SSD-MobileNet-v2 on it, evaluate, report
+## demo: generate the small shapes dataset, train SSD-MobileNet-v2 on it, evaluate, export
+## float32 / int8 / QAT-int8 TFLite models, score them with the interpreter, report
 demo: $(STAMP)
 	$(PY) -m train generate --size small --out $(DEMO_DATA)
 	$(PY) -m train fit --config ssd_mobilenet_v2_shapes --data $(DEMO_DATA) --out runs/demo
 	$(PY) -m train evaluate --run runs/demo --data $(DEMO_DATA) --split val
+	$(PY) -m convert --run runs/demo --quantize float32 --data $(DEMO_DATA) --out runs/demo/model_float32.tflite
+	$(PY) -m convert --run runs/demo --quantize int8 --granularity per-tensor --data $(DEMO_DATA) --out runs/demo/model_int8.tflite
+	$(PY) -m convert --run runs/demo --quantize qat --granularity per-tensor --data $(DEMO_DATA) --out runs/demo/model_qat_int8.tflite
+	for m in float32 int8 qat_int8; do \
+	  $(PY) -m edge_runtime evaluate runs/demo/model_$$m.tflite --data $(DEMO_DATA) --json runs/demo/eval_model_$$m.json || exit 1; done
 	$(PY) -m train report --run runs/demo
 	@echo "report: runs/demo/report.md"
 

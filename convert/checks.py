@@ -17,9 +17,14 @@ from convert.sources import ExportError
 FLOAT_MIN_IOU, FLOAT_MAX_SCORE_DIFF = 0.9999, 1e-4
 
 
-def check_operators(interpreter, path: str, postprocess: bool) -> list[str]:
-    from edge_runtime.interpreter import op_names
+def check_operators(model_path: str, path: str, postprocess: bool) -> list[str]:
+    """The model's operators (XNNPACK off, so none is hidden inside a delegate node)."""
+    from edge_runtime.interpreter import make_interpreter, op_names
 
+    try:
+        interpreter, _ = make_interpreter(model_path, use_xnnpack=False)
+    except ValueError as e:
+        raise ExportError(f"{path}: LiteRT cannot load the converted model ({e})") from None
     ops = op_names(interpreter)
     flex = sorted({o for o in ops if o.startswith("Flex")})
     if flex:

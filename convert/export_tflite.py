@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -30,9 +31,10 @@ import numpy as np  # noqa: E402
 
 from convert import checks, sources  # noqa: E402
 from convert import metadata as metadata_lib  # noqa: E402
-from convert.quantize import INTEGER_MODES, MODES  # noqa: E402
+from convert.quantize import GRANULARITIES, INTEGER_MODES, MODES  # noqa: E402
 from convert.sources import ExportError  # noqa: E402
 from edge_runtime.metadata import metadata_path  # noqa: E402
+from train.data import DataError  # noqa: E402
 
 
 def check_output_path(out: str, is_dir: bool = False) -> str:
@@ -63,7 +65,7 @@ def check_images(data: str | None, split: str, count: int | None, size: int) -> 
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
-def _convert(source, mode, images, postprocess):
+def _convert(source, mode, images, postprocess, granularity):
     import tensorflow as tf
 
     from convert.graph import serving_function
@@ -71,19 +73,17 @@ def _convert(source, mode, images, postprocess):
 
     pixel_input = mode in INTEGER_MODES
     concrete = serving_function(source, pixel_input=pixel_input, postprocess=postprocess)
-    trackable = source.model.keras_model if source.model is not None else source.extra["loaded"]
-    converter = make_converter(concrete, trackable, mode, images, pixel_input)
+    converter = make_converter(concrete, source.trackable, mode, images, pixel_input, granularity)
     try:
         return converter.convert()
     except Exception as e:  # ConverterError and friends: keep the reason, drop the MLIR dump
         text = str(e)
-        if "Flex" in text or "Select TF" in text or "TF kernels fallback" in text:
-            ops = sorted({line.split("tf.")[1].split()[0].strip("'\",")
-                          for line in text.splitlines() if "tf." in line and "op" in line.lower()
-                          and len(line.split("tf.")) > 1}) or ["see the log above"]
-            raise ExportError(f"the model needs TensorFlow (Flex / Select TF) ops {ops} that "
-                              "LiteRT on a Pi or phone does not have; refusing to export it") \
-                from None
+        needs_tf = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op",
+                                         text)))
+        if needs_tf or "Select TF" in text:
+            raise ExportError(f"the model needs TensorFlow ops {needs_tf or ''} that only the "
+                              "Flex (Select TF) delegate provides, which LiteRT on a Pi or phone "
+                              "does not have; refusing to export it") from None
         raise ExportError(f"TFLite conversion failed: {text.strip().splitlines()[0][:500]}") \
             from None
 
@@ -92,7 +92,8 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
                   calibration_images: int = 200, calibration_split: str = "train",
                   num_check_images: int | None = 8, check_split: str = "val",
                   postprocess: bool = True, qat_steps: int = 300,
-                  qat_learning_rate: float = 3e-4, progress: bool = True) -> dict:
+                  qat_learning_rate: float = 3e-4, granularity: str = "per-channel",
+                  progress: bool = True) -> dict:
     """Converts ``source`` (an ExportSource) to ``out`` and returns the metadata written beside
     it. Raises ExportError (nothing written at ``out``) on bad input or a failed check."""
     from convert.qat import finetune
@@ -104,7 +105,12 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     out = check_output_path(out)
     t0 = time.time()
     export_info = {"postprocess": postprocess}
+    if mode != "float32":
+        export_info["granularity"] = granularity
     images = None
+    if mode == "qat" and source.model is None:
+        raise ExportError("--quantize qat fine-tunes the Keras model and needs a training "
+                          "run (--run); a SavedModel holds no trainable Keras model")
     if mode in INTEGER_MODES:
         if not data:
             raise ExportError(f"--quantize {mode} needs --data (the training data: calibration"
@@ -113,23 +119,24 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         export_info["calibration"] = {"data": os.path.abspath(data), "split": calibration_split,
                                       "images": int(len(images))}
     if mode == "qat":
-        if source.model is None:
-            raise ExportError("--quantize qat fine-tunes the Keras model and needs a training "
-                              "run (--run); a SavedModel holds no trainable Keras model")
         qat_model, export_info["qat"] = finetune(source, data, qat_steps,
                                                  learning_rate=qat_learning_rate,
+                                                 per_tensor=granularity == "per-tensor",
                                                  progress=progress)
         source = source.with_keras_model(qat_model)
 
-    tflite = _convert(source, mode, images, postprocess)
+    tflite = _convert(source, mode, images, postprocess, granularity)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tflite",
                                dir=os.path.dirname(out))
     tmp_meta = metadata_path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(tflite)
-        detector = Detector(tmp)
-        ops = checks.check_operators(detector.interpreter, out, postprocess)
+        ops = checks.check_operators(tmp, out, postprocess)
+        try:
+            detector = Detector(tmp)
+        except ValueError as e:
+            raise ExportError(f"{out}: the converted model does not load: {e}") from None
         details = detector._input
         scale, zero_point = (float(v) for v in details["quantization"])
         if mode in INTEGER_MODES and (detector.input_dtype != np.uint8
@@ -205,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--saved-model", help="a SavedModel written with --format saved_model")
     p.add_argument("--checkpoint", help="checkpoint prefix inside --run (default: the latest)")
     p.add_argument("--quantize", default="float32", help=f"one of {', '.join(MODES)}")
+    p.add_argument("--granularity", default="per-channel",
+                   help="int8 weight scales: per-channel or per-tensor (smaller file)")
     p.add_argument("--format", choices=("tflite", "saved_model"), default="tflite")
     p.add_argument("--out", help="output file (default: RUN/model_<quantize>.tflite, or "
                                  "RUN/saved_model for --format saved_model)")
@@ -231,31 +240,38 @@ def main(argv=None) -> int:
         if args.quantize not in MODES:
             raise ExportError(f"unknown --quantize {args.quantize!r}; choose from "
                               f"{', '.join(MODES)}")
+        if args.granularity not in GRANULARITIES:
+            raise ExportError(f"unknown --granularity {args.granularity!r}; choose from "
+                              f"{', '.join(GRANULARITIES)}")
         if args.check_images != "all" and not args.check_images.isdigit():
             raise ExportError(f"--check-images must be a number or 'all', got "
                               f"{args.check_images!r}")
         regular = not args.fast_nms
         base = args.run or args.saved_model
+        if args.run and not os.path.isdir(args.run):
+            raise ExportError(f"{args.run}: no such run directory")
+        if args.format == "saved_model":
+            out = check_output_path(args.out or os.path.join(base, "saved_model"), is_dir=True)
+        else:
+            out = check_output_path(args.out or os.path.join(
+                base if args.run else os.path.dirname(os.path.abspath(base)),
+                f"model_{args.quantize}.tflite"))
         if args.run:
-            if not os.path.isdir(args.run):
-                raise ExportError(f"{args.run}: no such run directory")
             source = sources.from_run(args.run, args.checkpoint, use_regular_nms=regular)
         else:
             source = sources.from_saved_model(args.saved_model, use_regular_nms=regular)
         if args.format == "saved_model":
-            out = export_saved_model(source, args.out or os.path.join(base, "saved_model"))
-            print(f"wrote {out}")
+            print(f"wrote {export_saved_model(source, out)}")
             return 0
-        out = args.out or os.path.join(base if args.run else os.path.dirname(
-            os.path.abspath(base)), f"model_{args.quantize}.tflite")
         count = None if args.check_images == "all" else int(args.check_images)
         meta = export_tflite(source, out, args.quantize, data=args.data,
                              calibration_images=args.calibration_images,
                              calibration_split=args.calibration_split, num_check_images=count,
                              check_split=args.check_split, postprocess=not args.no_postprocess,
                              qat_steps=args.qat_steps, qat_learning_rate=args.qat_learning_rate,
+                             granularity=args.granularity,
                              progress=not args.no_progress)
-    except (ExportError, FileNotFoundError) as e:
+    except (ExportError, FileNotFoundError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary_line(out, meta))

@@ -16,11 +16,12 @@ import tf_keras as keras
 log = logging.getLogger(__name__)
 
 
-def quantize_annotate(keras_model):
-    """Returns ``(qat_model, skipped)``; ``skipped`` lists ``"name (Type)"`` left in float."""
+def quantize_annotate(keras_model, per_tensor: bool = False):
+    """Returns ``(qat_model, skipped)``; ``skipped`` lists ``"name (Type)"`` left in float.
+    ``per_tensor``: one weight scale per tensor (matches ``--granularity per-tensor``)."""
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry)
+        default_8bit_quantize_registry, default_8bit_quantize_scheme)
 
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
     skipped = []
@@ -33,15 +34,48 @@ def quantize_annotate(keras_model):
 
     annotated = keras.models.clone_model(keras_model, clone_function=annotate)
     with tfmot.quantization.keras.quantize_scope():
-        qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+        scheme = default_8bit_quantize_scheme.Default8BitQuantizeScheme(
+            disable_per_axis=per_tensor)
+        qat_model = tfmot.quantization.keras.quantize_apply(annotated, scheme=scheme)
     if skipped:
         log.warning("QAT: %d layer(s) tfmot cannot quantize stay float: %s", len(skipped),
                     ", ".join(skipped))
     return qat_model, skipped
 
 
+def calibrate_ranges(qat_model, batches) -> int:
+    """Sets the activation ranges from data before fine-tuning.
+
+    tfmot starts every activation range at [-6, 6] and moves it with a 0.999 moving average,
+    which takes thousands of steps to forget; a few hundred fine-tuning steps then train with
+    ranges that waste most of the 256 levels (AP 0.06 instead of 0.16 on the demo model). Here
+    the first batch sets each range exactly (decay 0) and the next ones average in (0.9).
+    ``batches``: preprocessed images [B, M, M, 3]. Returns the number of batches used.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    original = quant_ops.MovingAvgQuantize
+    decay = {"value": 0.0}
+
+    def calibrating(*args, **kwargs):
+        kwargs["ema_decay"] = decay["value"]
+        return original(*args, **kwargs)
+
+    quant_ops.MovingAvgQuantize = calibrating
+    count = 0
+    try:
+        for images in batches:
+            qat_model(images, training=True)  # eager: each call runs the patched op
+            decay["value"] = 0.9
+            count += 1
+    finally:
+        quant_ops.MovingAvgQuantize = original
+    return count
+
+
 def finetune(source, data: str, steps: int, *, batch_size: int = 32,
-             learning_rate: float = 3e-4, seed: int = 0, progress: bool = True):
+             learning_rate: float = 3e-4, per_tensor: bool = False, seed: int = 0,
+             calibration_batches: int = 8, progress: bool = True):
     """QAT-annotates ``source.model`` and fine-tunes it for ``steps`` on ``data`` (train split).
 
     Returns ``(qat_model, info)``; info has the skipped layers, steps, losses and wall time.
@@ -52,15 +86,17 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
     from train.data.pipeline import cache_images, train_dataset
 
     model, tc = source.model, source.train_config
-    qat_model, skipped = quantize_annotate(model.keras_model)
+    qat_model, skipped = quantize_annotate(model.keras_model, per_tensor)
     info = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
             "skipped_layers": skipped, "data": data}
-    if steps <= 0:
-        return qat_model, info
     cache = cache_images(load_dataset(data, "train"), model.image_size, tc.max_cache_gb,
                          progress=progress)
     ds = train_dataset(cache, model, batch_size=batch_size, image_size=model.image_size,
                        augment_config=tc.augment, seed=seed, start_step=0)
+    info["calibration_batches"] = calibrate_ranges(
+        qat_model, (model.extractor.preprocess(im) for im, _ in ds.take(calibration_batches)))
+    if steps <= 0:
+        return qat_model, info
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
     optimizer = keras.optimizers.Adam(schedule)
     variables = qat_model.trainable_variables

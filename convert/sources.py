@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -42,12 +42,13 @@ class ExportSource:
     mean: float = 127.5  # normalised = (pixel - mean) / std
     std: float = 127.5
     model: object = None  # the train.meta_architectures SSD (runs only; QAT needs it)
+    trackable: object = None  # owner of the variables ``predict`` uses (for the converter)
     train_config: object = None
-    extra: dict = field(default_factory=dict)
 
     def with_keras_model(self, keras_model) -> "ExportSource":
         """The same source predicting with another Keras model (e.g. the QAT one)."""
-        return replace(self, predict=_predictor(keras_model, self.score_fn))
+        return replace(self, predict=_predictor(keras_model, self.score_fn),
+                       trackable=keras_model)
 
 
 def _predictor(keras_model, score_fn):
@@ -105,7 +106,7 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
         config=dataclasses.asdict(config.model), score_fn=model.score_fn(),
         provenance={"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
                     "step": _step_of(ckpt)},
-        model=model, train_config=config.train)
+        model=model, trackable=model.keras_model, train_config=config.train)
 
 
 def _step_of(ckpt: str):
@@ -143,4 +144,4 @@ def from_saved_model(path: str, use_regular_nms: bool | None = None) -> ExportSo
         anchors=np.asarray(info["anchors_yxyx"], np.float32), nms=NmsSettings(**nms),
         labels=info["labels"], config=info["config"], score_fn=info["score_fn"],
         provenance={"saved_model": os.path.abspath(path), **info.get("provenance", {})},
-        extra={"loaded": loaded})
+        trackable=loaded)

@@ -14,6 +14,41 @@ def _load(path):
         return json.load(f)
 
 
+def _exported_models(run_dir: str, ev: dict | None) -> list[str]:
+    """The table of exported models: ``model_*.tflite`` with their sidecar ``model_*.json``
+    (convert/) and ``eval_model_*.json`` (``python -m edge_runtime evaluate``, interpreter only).
+    Only files are read: train/ never imports convert/ or edge_runtime/."""
+    rows = []
+    for name in sorted(os.listdir(run_dir)):
+        if not (name.startswith("model_") and name.endswith(".tflite")):
+            continue
+        stem = name[: -len(".tflite")]
+        meta = _load(os.path.join(run_dir, stem + ".json")) or {}
+        score = _load(os.path.join(run_dir, f"eval_{stem}.json"))
+        export = meta.get("export", {})
+        check = meta.get("check", {})
+        agree = (f"{check['paired']} paired, min IoU {check['min_iou']:.4f}, max score diff "
+                 f"{check['max_score_diff']:.2g}" if check.get("min_iou") is not None else "")
+        kind = export.get("quantize", "?") + (
+            f" ({export['granularity']})" if export.get("granularity") else "")
+        rows.append((f"TFLite {kind} `{name}`", os.path.getsize(os.path.join(run_dir, name)),
+                     score, meta.get("input", {}).get("dtype", "?"), agree))
+    if not rows:
+        return []
+    lines = ["## Exported models (COCO on the same split; TFLite scored by the LiteRT "
+             "interpreter, not TensorFlow)", "",
+             "| model | input | file size | AP | AP50 | AP_small | agreement with TensorFlow "
+             "(check images) |", "|---|---|---|---|---|---|---|"]
+    if ev:
+        lines.append(f"| TensorFlow (checkpoint) | float32 | - | {ev['AP']:.3f} "
+                     f"| {ev['AP50']:.3f} | {ev['AP_small']:.3f} | reference |")
+    for label, size, score, dtype, agree in rows:
+        metrics = (" | ".join(f"{score[k]:.3f}" for k in ("AP", "AP50", "AP_small"))
+                   if score else "not evaluated | - | -")
+        lines.append(f"| {label} | {dtype} | {size / 1e6:.2f} MB | {metrics} | {agree} |")
+    return lines + [""]
+
+
 def write_report(run_dir: str) -> str:
     """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json."""
     with open(os.path.join(run_dir, "config.yaml")) as f:
@@ -37,6 +72,7 @@ def write_report(run_dir: str) -> str:
                                     "AR100")) + " |", "",
                   f"Evaluation: {ev['seconds']:.1f} s for {ev['num_images']} images "
                   f"(batch 16, post-processing included).", ""]
+    lines += _exported_models(run_dir, ev)
     if train_log:
         mach = train_log.get("machine", {})
         lines += ["## Training", "",

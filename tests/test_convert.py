@@ -1,0 +1,251 @@
+"""convert/export_tflite.py on a tiny trained SSD: every mode, the fused op, parity, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from convert import export_tflite as export_lib
+from convert import sources
+from convert.postprocess_op import OP_NAME, center_size_anchors, implements_signature
+from convert.sources import ExportError
+from edge_runtime import Detector
+from edge_runtime.interpreter import make_interpreter, op_names
+from tests.helpers import make_dataset, tiny_config
+from train.config import save_config
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(str(tmp_path_factory.mktemp("convert_data")), train=8, val=4)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    from train.trainer import fit
+
+    config = tiny_config(steps=40, checkpoint_every=40)
+    config.model.loss.classification = "softmax"
+    config.model.post_processing.score_threshold = 1e-4
+    config.model.post_processing.max_total_detections = 20
+    out = str(tmp_path_factory.mktemp("convert_run") / "run")
+    fit(config, data, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def source(run):
+    return sources.from_run(run)
+
+
+def _ops(path):
+    interpreter, _ = make_interpreter(path, use_xnnpack=False)
+    return op_names(interpreter)
+
+
+def test_signature_names_the_op_and_its_attributes():
+    from convert.postprocess_op import NmsSettings
+    text = implements_signature(NmsSettings(num_classes=8, max_detections=50, iou_threshold=0.6))
+    assert text.startswith(f'name: "{OP_NAME}"')
+    assert 'attr { key: "num_classes" value { i: 8 } }' in text
+    assert 'attr { key: "max_detections" value { i: 50 } }' in text
+    assert 'attr { key: "use_regular_nms" value { b: true } }' in text
+    assert 'attr { key: "y_scale" value { f: 10.000000 } }' in text
+
+
+def test_center_size_anchors():
+    cs = center_size_anchors(np.array([[0.1, 0.2, 0.5, 0.4]], np.float32))
+    np.testing.assert_allclose(cs, [[0.3, 0.3, 0.4, 0.2]], atol=1e-7)
+
+
+def test_float32_equals_tensorflow(source, data, tmp_path):
+    out = str(tmp_path / "model.tflite")
+    meta = export_lib.export_tflite(source, out, "float32", data=data, num_check_images=None,
+                                    progress=False)
+    check = meta["check"]
+    assert check["identical"] and check["paired"] > 0 and check["images"] == 4
+    assert check["min_iou"] >= 0.9999 and check["max_score_diff"] <= 1e-4
+    ops = _ops(out)
+    assert ops.count(OP_NAME) == 1 and not [o for o in ops if o.startswith("Flex")]
+    side = json.load(open(str(tmp_path / "model.json")))
+    assert side["labels"] == source.labels["category_names"]
+    assert side["input"] == {**side["input"], "dtype": "float32", "shape": [1, 128, 128, 3],
+                             "mean": 127.5, "std": 127.5}
+    assert side["postprocess"]["fused"] and side["anchors"]["count"] == len(source.anchors)
+    # the runtime reads the outputs by signature name and gets TensorFlow's detections
+    image = (np.random.default_rng(0).uniform(0, 255, (128, 128, 3))).astype(np.uint8)
+    det = Detector(out)
+    got = det.detect(image)
+    ref = {k: np.asarray(v) for k, v in source.detect(((image - 127.5) / 127.5)[None]
+                                                     .astype(np.float32)).items()}
+    n = int(ref["num_detections"][0])
+    assert len(got) == n
+    np.testing.assert_array_equal(got.classes, ref["classes"][0, :n])
+    np.testing.assert_allclose(got.scores, ref["scores"][0, :n], atol=1e-4)
+    np.testing.assert_allclose(got.boxes, ref["boxes"][0, :n], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["float16", "dynamic", "int8", "qat"])
+def test_quantized_modes(source, data, tmp_path, mode):
+    out = str(tmp_path / f"model_{mode}.tflite")
+    meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
+                                    num_check_images=2, qat_steps=3, progress=False)
+    ops = _ops(out)
+    assert ops.count(OP_NAME) == 1 and not [o for o in ops if o.startswith("Flex")]
+    assert meta["export"]["quantize"] == mode and meta["check"]["images"] == 2
+    det = Detector(out)
+    if mode in ("int8", "qat"):  # raw camera pixels in, scale 1 / zero point 0
+        assert det.input_dtype == np.uint8
+        assert meta["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+        assert "CONV_2D" in ops and "QUANTIZE" in ops
+    else:
+        assert det.input_dtype == np.float32
+    if mode == "qat":
+        assert meta["export"]["qat"]["steps"] == 3 and meta["export"]["qat"]["skipped_layers"] == []
+    assert len(det.detect(np.zeros((200, 300, 3), np.uint8)).scores) >= 0
+
+
+def test_int8_is_smaller_per_tensor_smallest(source, data, tmp_path):
+    sizes = {}
+    for name, mode, gran in [("f", "float32", "per-channel"), ("c", "int8", "per-channel"),
+                             ("t", "int8", "per-tensor")]:
+        out = str(tmp_path / f"{name}.tflite")
+        export_lib.export_tflite(source, out, mode, data=data, calibration_images=4,
+                                 num_check_images=1, granularity=gran, progress=False)
+        sizes[name] = os.path.getsize(out)
+    assert sizes["t"] < sizes["c"] < 0.5 * sizes["f"]
+
+
+def test_no_postprocess_exports_raw_outputs(source, tmp_path):
+    out = str(tmp_path / "raw.tflite")
+    meta = export_lib.export_tflite(source, out, "float32", postprocess=False,
+                                    num_check_images=2, progress=False)
+    assert OP_NAME not in _ops(out)
+    assert meta["check"]["max_box_encoding_diff"] < 1e-4 and meta["check"]["max_score_diff"] < 1e-5
+    assert len(meta["anchors"]["center_size"]) == len(source.anchors)
+    det = Detector(out)
+    assert det.raw
+    with pytest.raises(ValueError, match="no-postprocess"):
+        det.detect(np.zeros((128, 128, 3), np.uint8))
+
+
+def test_saved_model_round_trip(run, source, tmp_path):
+    sm = export_lib.export_saved_model(source, str(tmp_path / "saved_model"))
+    loaded = tf.saved_model.load(sm)
+    out = loaded.signatures["serving_default"](image=tf.zeros([2, 128, 128, 3]))
+    assert sorted(out) == ["detection_boxes", "detection_classes", "detection_scores",
+                           "num_detections"]
+    assert out["detection_boxes"].shape == (2, 20, 4)
+    again = sources.from_saved_model(sm)
+    meta = export_lib.export_tflite(again, str(tmp_path / "from_sm.tflite"), "float32",
+                                    num_check_images=3, progress=False)
+    assert meta["check"]["identical"]
+    assert meta["export"]["source"]["saved_model"] == os.path.abspath(sm)
+    with pytest.raises(ExportError, match="qat"):
+        export_lib.export_tflite(again, str(tmp_path / "q.tflite"), "qat", data="x")
+
+
+def test_refuses_models_that_need_flex_ops(source, tmp_path):
+    def predict(x):  # igamma has no TFLite builtin kernel
+        enc, scores = source.predict(x)
+        a = tf.abs(enc) + 1.0
+        return enc + 1e-6 * tf.math.igamma(a, a), scores
+
+    bad = sources.ExportSource(**{**source.__dict__, "predict": predict})
+    out = tmp_path / "flex.tflite"
+    with pytest.raises(ExportError, match="Flex"):
+        export_lib.export_tflite(bad, str(out), "float32", num_check_images=1, progress=False)
+    assert not out.exists()
+
+
+def _cli(*args):
+    return export_lib.main([*args, "--no-progress"])
+
+
+def test_bad_input_is_reported_and_nothing_written(run, data, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    cases = [
+        (["--run", str(tmp_path / "missing")], "no such run directory"),
+        (["--run", str(tmp_path)], "no config.yaml"),
+        (["--run", run, "--quantize", "int4"], "unknown --quantize 'int4'"),
+        (["--run", run, "--quantize", "int8"], "needs --data"),
+        (["--run", run, "--out", str(tmp_path / "nodir" / "m.tflite")], "does not exist"),
+        (["--run", run, "--granularity", "per-pixel"], "unknown --granularity"),
+    ]
+    for args, message in cases:
+        if "--out" not in args:
+            args = args + ["--out", str(out)]
+        assert _cli(*args) == 2, args
+        assert message in capsys.readouterr().err, args
+        assert not out.exists()
+
+
+def test_incomplete_run_and_config_mismatch(run, tmp_path, capsys):
+    import shutil
+    empty = tmp_path / "nockpt"
+    shutil.copytree(run, empty, ignore=shutil.ignore_patterns("checkpoints"))
+    assert _cli("--run", str(empty), "--out", str(tmp_path / "a.tflite")) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    wrong = tmp_path / "wrong"
+    shutil.copytree(run, wrong)
+    config = tiny_config()
+    config.model.feature_extractor.depth_multiplier = 0.5  # other shapes than the checkpoint
+    config.model.num_classes = 8
+    save_config(config, str(wrong / "config.yaml"))
+    assert _cli("--run", str(wrong), "--out", str(tmp_path / "b.tflite")) == 2
+    assert "does not match" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_empty_or_unreadable_representative_dataset(run, data, tmp_path, capsys):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    for jpg in (broken / "train").iterdir():
+        jpg.write_bytes(b"not a jpeg")
+    assert _cli("--run", run, "--quantize", "int8", "--data", str(broken),
+                "--out", str(tmp_path / "c.tflite")) == 2
+    assert "no readable image" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    (empty / "annotations").mkdir(parents=True)
+    gt = json.load(open(os.path.join(data, "annotations", "instances_train.json")))
+    json.dump({**gt, "images": [], "annotations": []},
+              open(empty / "annotations" / "instances_train.json", "w"))
+    assert _cli("--run", run, "--quantize", "int8", "--data", str(empty),
+                "--out", str(tmp_path / "d.tflite")) == 2
+    assert "has no images" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_read_only_directory(run, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        assert _cli("--run", run, "--out", str(ro / "m.tflite")) == 2
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(stat.S_IRWXU)
+
+
+def test_failed_check_keeps_the_previous_file(source, tmp_path, monkeypatch):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"previous model")
+    (tmp_path / "model.json").write_text("{}")
+
+    def disagree(*args, **kwargs):
+        raise ExportError("the float32 TFLite model disagrees with TensorFlow")
+
+    monkeypatch.setattr(export_lib.checks, "agreement", disagree)
+    with pytest.raises(ExportError, match="disagrees"):
+        export_lib.export_tflite(source, str(out), "float32", num_check_images=1,
+                                 progress=False)
+    assert out.read_bytes() == b"previous model"
+    assert (tmp_path / "model.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]
