@@ -12,6 +12,7 @@ import time
 
 import tensorflow as tf
 import tf_keras as keras
+from tf_keras.src.saving.serialization_lib import SafeModeScope
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,10 @@ def quantize_annotate(keras_model, per_tensor: bool = False):
         return layer
 
     annotated = keras.models.clone_model(keras_model, clone_function=annotate)
-    with tfmot.quantization.keras.quantize_scope():
+    # quantize_apply rebuilds the model from its config: custom layer classes must be known and
+    # Lambda layers allowed (the model is our own, in memory, not an untrusted file).
+    custom = {type(layer).__name__: type(layer) for layer in keras_model.layers}
+    with tfmot.quantization.keras.quantize_scope(custom), SafeModeScope(False):
         scheme = default_8bit_quantize_scheme.Default8BitQuantizeScheme(
             disable_per_axis=per_tensor)
         qat_model = tfmot.quantization.keras.quantize_apply(annotated, scheme=scheme)

@@ -249,3 +249,47 @@ def test_failed_check_keeps_the_previous_file(source, tmp_path, monkeypatch):
     assert out.read_bytes() == b"previous model"
     assert (tmp_path / "model.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]
+
+
+def test_qat_leaves_layers_tfmot_cannot_quantize_in_float():
+    import tf_keras as keras
+
+    from convert.qat import quantize_annotate
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)  # unknown to tfmot
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="head")(x))
+    qat_model, skipped = quantize_annotate(model)
+    assert skipped == ["double (Lambda)"]
+    assert qat_model(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 8, 8, 2)
+
+
+def test_calibrated_ranges_replace_the_initial_ones(source):
+    from convert.qat import calibrate_ranges, quantize_annotate
+    qat_model, _ = quantize_annotate(source.model.keras_model)
+    ranges = [v for v in qat_model.non_trainable_variables
+              if v.name.split("/")[-1].startswith(("output_m", "post_activation_m"))]
+    assert ranges and all(abs(float(np.max(v.numpy()))) == 6.0 for v in ranges)  # tfmot's init
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 128, 128, 3)).astype(np.float32)
+    assert calibrate_ranges(qat_model, [x, x]) == 2
+    assert sum(abs(float(np.max(v.numpy()))) != 6.0 for v in ranges) > len(ranges) // 2
+
+
+def test_edge_runtime_scores_the_export_without_tensorflow(source, data, tmp_path):
+    import subprocess
+    import sys
+    out = str(tmp_path / "model.tflite")
+    export_lib.export_tflite(source, out, "float32", num_check_images=1, progress=False)
+    code = ("import sys, json\n"
+            "from edge_runtime.__main__ import main\n"
+            f"rc = main(['evaluate', {out!r}, '--data', {data!r}, '--json', {out + '.eval'!r},"
+            " '--no-progress'])\n"
+            "assert 'tensorflow' not in sys.modules, 'edge_runtime imported TensorFlow'\n"
+            "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.load(open(out + ".eval"))
+    from train.coco_metrics import STAT_NAMES
+    assert set(STAT_NAMES) <= set(report) and report["num_images"] == 4
+    assert report["runtime"]["runtime"] == "litert"
