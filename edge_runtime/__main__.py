@@ -1,4 +1,5 @@
-"""``python -m edge_runtime {evaluate} ...``: TensorFlow-free tools for exported detectors."""
+"""``python -m edge_runtime {detect,evaluate,benchmark,camera} ...``: TensorFlow-free tools for
+exported ``.tflite`` detectors (LiteRT by default)."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,74 @@ def _evaluate(args):
                                          "AP_large", "AR100")))
 
 
+def _write_json(path, data):
+    import json
+    import os
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _detector(args):
+    from edge_runtime.detector import Detector
+    return Detector(args.model, num_threads=args.threads, use_xnnpack=not args.no_xnnpack,
+                    delegate=args.delegate, runtime=args.runtime)
+
+
+def _detect(args):
+    from edge_runtime.detect import detect_images
+
+    det = _detector(args)
+    results, errors = detect_images(det, args.images, args.out, args.score,
+                                    progress=not args.no_progress)
+    for path, message in errors.items():
+        print(f"skipped: {message}", file=sys.stderr)
+    per_image = {}
+    for r in results:
+        per_image.setdefault(r["file_name"], []).append(f"{r['label']} {r['score']:.2f}")
+    for path in args.images:
+        if path not in errors:
+            found = per_image.get(path, [])
+            print(f"{path}: {len(found)} detection(s) {', '.join(found[:8])}"
+                  f"{' ...' if len(found) > 8 else ''}")
+    if args.json:
+        _write_json(args.json, results)
+    print(f"{det.runtime['runtime']} {det.runtime['version']}; "
+          f"{len(results)} detections in {len(args.images) - len(errors)} image(s)"
+          + (f", annotated images in {args.out}" if args.out else ""))
+    if errors and len(errors) == len(args.images):
+        raise ValueError("no image could be read")
+
+
+def _benchmark(args):
+    from edge_runtime import benchmark as bench
+
+    threads = [int(t) for t in str(args.threads_list).split(",") if t.strip()]
+    against = bench.load_report(args.against) if args.against else None
+    report = bench.run_benchmark(args.model, threads, runs=args.runs, warmup=args.warmup,
+                                 use_xnnpack=not args.no_xnnpack, delegate=args.delegate,
+                                 runtime=args.runtime, progress=not args.no_progress)
+    if against:
+        report["against"] = {"file": args.against, "machine": against.get("machine"),
+                             "rows": bench.compare(report, against)}
+    print(bench.format_table(report))
+    if against:
+        print(bench.format_comparison(report["against"]["rows"], against))
+    if args.json:
+        _write_json(args.json, report)
+        print(f"wrote {args.json}")
+
+
+def _interpreter_flags(p, threads=True):
+    if threads:
+        p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.add_argument("--no-xnnpack", action="store_true", help="turn off the XNNPACK delegate")
+    p.add_argument("--delegate", help="external delegate library, e.g. libedgetpu.so.1")
+    p.add_argument("--runtime", choices=("litert", "tflite_runtime", "tensorflow"),
+                   help="interpreter package (default: the first installed, LiteRT first)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -31,6 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-images", type=int, default=None)
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
+
+    d = sub.add_parser("detect", help="detect objects in image files",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("model")
+    d.add_argument("images", nargs="+")
+    d.add_argument("--out", help="directory for annotated images")
+    d.add_argument("--json", help="write detections (COCO results style, pixels) here")
+    d.add_argument("--score", type=float, default=0.5, help="score threshold")
+    d.add_argument("--no-progress", action="store_true")
+    _interpreter_flags(d)
+    d.set_defaults(func=_detect)
+
+    b = sub.add_parser("benchmark", help="latency per stage, FPS, memory; JSON + table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("model", nargs="+")
+    b.add_argument("--threads", dest="threads_list", default="1",
+                   help="comma-separated thread counts, e.g. 1,2,4")
+    b.add_argument("--runs", type=int, default=200)
+    b.add_argument("--warmup", type=int, default=20)
+    b.add_argument("--json", help="write the full report here")
+    b.add_argument("--against", help="a desktop benchmark JSON: print edge/desktop ratios")
+    b.add_argument("--no-progress", action="store_true")
+    _interpreter_flags(b, threads=False)
+    b.set_defaults(func=_benchmark)
     return p
 
 
