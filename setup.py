@@ -6,6 +6,7 @@ EDGE = [
     "numpy>=1.26,<3",
     "opencv-python-headless>=4.9,<6",
     "pycocotools==2.0.11",
+    "tqdm>=4.66,<5",
 ]
 TRAIN = [
     "tensorflow==2.21.0",

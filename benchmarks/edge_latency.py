@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""Edge runtime latency, held against the official tool (issue 4's performance checks).
+
+    python benchmarks/edge_latency.py [--threads 1,2] [--runs 200] [--warmup 20] [--out DIR]
+
+Builds a 300x300 SSDLite-MobileNet-v2 (the paper's fast end, 1917 anchors; random weights:
+latency does not depend on training, but see the NMS note below) and exports it with
+convert/ as float32 and int8, each with the fused post-processing op and without it. Then, in
+this one run, on this machine, for every model and thread count:
+
+* our runtime's per-stage medians (pre-processing, invoke, output parsing, end to end) and the
+  overhead of our own work outside ``invoke()``;
+* ``litert-benchmark`` (shipped with ai-edge-litert) on the same file and thread count, and
+  the ratio of the two invoke medians;
+* the post-processing op's cost: invoke median with the op minus without it.
+
+The NMS cost depends on how many boxes pass the score threshold: the untrained model scores
+every anchor near its prior (0.01), the worst case for the threshold of 0.01; a trained model
+(the demo detector in tests/assets) is measured too. Writes ``edge_latency.json`` and
+``edge_latency.md`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+ASSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests",
+                     "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
+
+
+def make_run(root: str, config_name: str = "ssdlite_mobilenet_v2_coco", num_classes: int = 8):
+    """A run directory with a randomly initialised model, as `train fit` would leave it."""
+    import tensorflow as tf
+
+    from train.builder import build_model
+    from train.config import load_config, save_config
+
+    config = load_config(config_name)
+    config.model.num_classes = num_classes
+    config.model.post_processing.score_threshold = 0.01
+    tf.random.set_seed(0)
+    model = build_model(config.model, num_classes)
+    os.makedirs(root, exist_ok=True)
+    save_config(config, os.path.join(root, "config.yaml"))
+    with open(os.path.join(root, "labels.json"), "w") as f:
+        json.dump({"category_ids": list(range(1, num_classes + 1)),
+                   "category_names": [f"class{i}" for i in range(1, num_classes + 1)]}, f)
+    tf.train.Checkpoint(model=model.keras_model).save(os.path.join(root, "checkpoints", "ckpt"))
+    return model.num_anchors
+
+
+def litert_benchmark(model: str, threads: int, runs: int, warmup: int) -> dict:
+    """Runs the official ``litert-benchmark`` and returns its latency block (milliseconds)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "litert-benchmark")
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        proc = subprocess.run([exe, "--model", model, "--num_threads", str(threads),
+                               "--num_runs", str(runs), "--warmup_runs", str(warmup),
+                               "--result_json", f.name], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"litert-benchmark failed: {proc.stderr[-500:]}")
+        return json.load(open(f.name))["latency"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    threads = [int(t) for t in args.threads.split(",")]
+
+    import train  # noqa: F401  (legacy Keras before TensorFlow)
+    from convert import sources
+    from convert.export_tflite import export_tflite
+    from edge_runtime.benchmark import benchmark_model, machine_info
+    from train.data import generate
+
+    work = tempfile.mkdtemp(prefix="edge_latency_")
+    run = os.path.join(work, "run")
+    anchors = make_run(run)
+    data = os.path.join(work, "data")
+    generate(data, "tiny", progress=False, _counts=(16, 4))
+    source = sources.from_run(run)
+    models = {}
+    for mode in ("float32", "int8"):
+        for fused in (True, False):
+            name = f"ssdlite_mobilenet_v2_300_{mode}{'' if fused else '_raw'}.tflite"
+            path = os.path.join(work, name)
+            print(f"exporting {name}", flush=True)
+            export_tflite(source, path, mode, data=data, calibration_images=16,
+                          num_check_images=2, postprocess=fused, progress=False)
+            models[name] = path
+    models["demo_trained_int8 (256px)"] = ASSET
+
+    results = []
+    for t in threads:
+        for name, path in models.items():
+            ours = benchmark_model(path, t, args.runs, args.warmup)
+            official = litert_benchmark(path, t, args.runs, args.warmup)
+            s = ours["stages_ms"]
+            row = {"model": name, "threads": t, "ours": s, "litert_benchmark": official,
+                   "invoke_ratio_ours_over_official": s["invoke"]["median"] / official["median_ms"],
+                   "overhead_fraction": ours["overhead_fraction"],
+                   "peak_rss_mb": ours["peak_rss_mb"], "model_bytes": ours["model_bytes"]}
+            results.append(row)
+            print(f"{name:42s} t={t} invoke {s['invoke']['median']:7.2f} ms (p90 "
+                  f"{s['invoke']['p90']:.2f}) | litert-benchmark {official['median_ms']:7.2f} | "
+                  f"ratio {row['invoke_ratio_ours_over_official']:.3f} | pre "
+                  f"{s['preprocess']['median']:.2f} post {s['postprocess']['median']:.3f} | "
+                  f"overhead {100 * row['overhead_fraction']:.1f}%", flush=True)
+    op_cost = []
+    for t in threads:
+        for mode in ("float32", "int8"):
+            fused = next(r for r in results if r["threads"] == t
+                         and r["model"] == f"ssdlite_mobilenet_v2_300_{mode}.tflite")
+            raw = next(r for r in results if r["threads"] == t
+                       and r["model"] == f"ssdlite_mobilenet_v2_300_{mode}_raw.tflite")
+            op_cost.append({"mode": mode, "threads": t, "anchors": anchors,
+                            "with_op_ms": fused["ours"]["invoke"]["median"],
+                            "without_op_ms": raw["ours"]["invoke"]["median"],
+                            "op_ms": fused["ours"]["invoke"]["median"]
+                            - raw["ours"]["invoke"]["median"]})
+    report = {"machine": machine_info(), "runs": args.runs, "warmup": args.warmup,
+              "results": results, "postprocess_op": op_cost}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "edge_latency.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    m = report["machine"]
+    md = [f"# Edge runtime latency ({m['cpu']}, {m['cores']} cores, {m['arch']}; "
+          f"{args.warmup} warm-up + {args.runs} timed runs, medians in ms)", "",
+          "| model | threads | ours: pre | invoke | p90 | parse | end to end | litert-benchmark "
+          "invoke | ours / official | overhead |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = r["ours"]
+        md.append(f"| {r['model']} | {r['threads']} | {s['preprocess']['median']:.2f} | "
+                  f"{s['invoke']['median']:.2f} | {s['invoke']['p90']:.2f} | "
+                  f"{s['postprocess']['median']:.3f} | {s['end_to_end']['median']:.2f} | "
+                  f"{r['litert_benchmark']['median_ms']:.2f} | "
+                  f"{r['invoke_ratio_ours_over_official']:.3f} | "
+                  f"{100 * r['overhead_fraction']:.1f}% |")
+    md += ["", f"Post-processing op ({anchors} anchors, 8 classes, untrained scores near the "
+           "0.01 threshold: a worst case):", "",
+           "| mode | threads | invoke with op | without | op cost |", "|---|---|---|---|---|"]
+    md += [f"| {o['mode']} | {o['threads']} | {o['with_op_ms']:.2f} | {o['without_op_ms']:.2f} "
+           f"| {o['op_ms']:.2f} |" for o in op_cost]
+    with open(os.path.join(args.out, "edge_latency.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""edge_runtime: detect / benchmark CLIs, output parsing, bad models and images, no TensorFlow."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import Detector
+from edge_runtime.__main__ import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Two rendered images of the bundled dataset (with their truth) and a corrupt file."""
+    from train.data.synthetic import render_image
+    root = tmp_path_factory.mktemp("edge_images")
+    paths, truth = [], []
+    for i in (3, 5):
+        image, annotations, _ = render_image(0, "val", i)
+        path = str(root / f"img{i}.jpg")
+        cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        paths.append(path)
+        truth.append(annotations)
+    bad = root / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    return paths, truth, str(bad)
+
+
+def test_asset_model_reads_outputs_by_name_and_finds_objects(images):
+    det = Detector(MODEL)
+    assert det.input_dtype == np.uint8 and det.input_size == (256, 256)
+    assert det.labels[:2] == ["circle", "square"] or len(det.labels) == 8
+    image = cv2.cvtColor(cv2.imread(images[0][0]), cv2.COLOR_BGR2RGB)
+    d = det.detect(image, 0.0)
+    assert len(d) > 0 and np.all(np.diff(d.scores) <= 1e-6)  # sorted by score
+    assert d.boxes.min() >= 0.0 and d.boxes.max() <= 1.0
+    assert d.classes.min() >= 0 and d.classes.max() < 8
+
+
+def test_detect_cli_writes_json_and_annotated_images(images, tmp_path, capsys):
+    paths, truth, bad = images
+    out_json = str(tmp_path / "dets.json")
+    rc = main(["detect", MODEL, *paths, bad, "--out", str(tmp_path / "annotated"),
+               "--json", out_json, "--score", "0.3", "--no-progress"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err
+    results = json.load(open(out_json))
+    assert results and {"file_name", "image_id", "category_id", "label", "bbox",
+                        "score"} <= set(results[0])
+    assert all(r["score"] >= 0.3 for r in results)
+    # at least one large ground-truth object is found (same category, IoU >= 0.5)
+    found = 0
+    for i, annotations in enumerate(truth):
+        for a in annotations:
+            x, y, w, h = a.bbox
+            for r in results:
+                if r["image_id"] != i or r["category_id"] != a.category_id:
+                    continue
+                rx, ry, rw, rh = r["bbox"]
+                ix = max(0, min(x + w, rx + rw) - max(x, rx))
+                iy = max(0, min(y + h, ry + rh) - max(y, ry))
+                if ix * iy / (w * h + rw * rh - ix * iy) >= 0.5:
+                    found += 1
+                    break
+    assert found >= 1
+    assert sorted(os.listdir(tmp_path / "annotated")) == ["img3_detections.jpg",
+                                                          "img5_detections.jpg"]
+
+
+def test_bad_models_give_clear_errors(tmp_path, images, capsys):
+    not_tflite = tmp_path / "model.tflite"
+    not_tflite.write_text("hello")
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(open(MODEL, "rb").read()[:50000])
+    for path in (not_tflite, truncated, tmp_path / "missing.tflite"):
+        assert main(["detect", str(path), images[0][0], "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert str(path.name) in err and "Traceback" not in err
+
+
+def test_model_with_other_outputs_is_refused(tmp_path, capsys):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32, name="image")])
+    def classify(image):
+        return {"logits": tf.reduce_mean(image, axis=[1, 2])}
+
+    path = tmp_path / "classifier.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions(
+        [classify.get_concrete_function()], None).convert())
+    assert main(["detect", str(path), "x.jpg", "--no-progress"]) == 2
+    assert "four-output detection layout" in capsys.readouterr().err
+
+
+def test_benchmark_cli_json_table_and_against(tmp_path, capsys):
+    out = str(tmp_path / "bench.json")
+    rc = main(["benchmark", MODEL, "--threads", "1,2", "--runs", "5", "--warmup", "1",
+               "--json", out, "--no-progress"])
+    assert rc == 0
+    report = json.load(open(out))
+    assert [r["threads"] for r in report["results"]] == [1, 2]
+    r = report["results"][0]
+    assert set(r["stages_ms"]) == {"preprocess", "invoke", "postprocess", "end_to_end"}
+    assert set(r["stages_ms"]["invoke"]) >= {"median", "p90", "p99", "mean"}
+    assert r["stages_ms"]["end_to_end"]["median"] >= r["stages_ms"]["invoke"]["median"]
+    assert r["runtime"]["runtime"] == "litert" and r["model_bytes"] == os.path.getsize(MODEL)
+    assert {"cpu", "cores", "arch", "os"} <= set(report["machine"]) and r["peak_rss_mb"] > 0
+    assert "invoke" in capsys.readouterr().out
+    rc = main(["benchmark", MODEL, "--threads", "1", "--runs", "3", "--warmup", "1",
+               "--against", out, "--json", str(tmp_path / "b2.json"), "--no-progress"])
+    assert rc == 0
+    rows = json.load(open(tmp_path / "b2.json"))["against"]["rows"]
+    assert len(rows) == 1 and rows[0]["invoke"]["ratio"] > 0
+    assert main(["benchmark", MODEL, "--against", str(tmp_path / "nope.json")]) == 2
+
+
+def test_no_module_imports_tensorflow():
+    """Static check: the only way edge_runtime reaches TensorFlow is the documented tf.lite
+    fallback in interpreter.py, by module name string."""
+    for name in os.listdir(os.path.join(ROOT, "edge_runtime")):
+        if not name.endswith(".py"):
+            continue
+        tree = ast.parse(open(os.path.join(ROOT, "edge_runtime", name)).read())
+        for node in ast.walk(tree):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for m in modules:
+                assert not m.startswith(("tensorflow", "tf_keras", "keras")), (name, m)
+                assert not (m.startswith(("train", "convert")) and m not in (
+                    "train.data", "train.coco_metrics", "train.data.synthetic")), (name, m)
+
+
+def test_runs_in_a_venv_with_only_the_edge_extra(tmp_path, images):
+    """A fresh virtual environment with `pip install .[edge]`: no TensorFlow, detect and
+    benchmark still work."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                          f"{ROOT}[edge]"], capture_output=True, text=True)
+    if pip.returncode != 0 and "No matching distribution" in pip.stderr:
+        pytest.skip(f"package index unreachable: {pip.stderr[-300:]}")
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    check = subprocess.run([py, "-c", "import tensorflow"], capture_output=True)
+    assert check.returncode != 0  # really no TensorFlow in there
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run([py, "-m", "edge_runtime", "detect", MODEL, *images[0], "--score",
+                          "0.3", "--json", str(tmp_path / "d.json"), "--no-progress"],
+                         capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.load(open(tmp_path / "d.json"))
+    out = subprocess.run([py, "-m", "edge_runtime", "benchmark", MODEL, "--runs", "3",
+                          "--warmup", "1", "--json", str(tmp_path / "b.json"), "--no-progress"],
+                         capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.load(open(tmp_path / "b.json"))["results"][0]["runtime"]["runtime"] == "litert"
