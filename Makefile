@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(PY) -m convert --run runs/demo --quantize float32 --data $(DEMO_DATA) --out runs/demo/model_float32.tflite
 	$(PY) -m convert --run runs/demo --quantize int8 --granularity per-tensor --data $(DEMO_DATA) --out runs/demo/model_int8.tflite
 	$(PY) -m convert --run runs/demo --quantize qat --granularity per-tensor --data $(DEMO_DATA) --out runs/demo/model_qat_int8.tflite
+	$(PY) benchmarks/tf_latency.py --run runs/demo --json runs/demo/tf_benchmark.json
+	$(PY) -m edge_runtime benchmark runs/demo/model_float32.tflite runs/demo/model_int8.tflite \
+	  --threads 1,2 --json runs/demo/edge_benchmark.json --against runs/demo/tf_benchmark.json
 	for m in float32 int8 qat_int8; do \
 	  $(PY) -m edge_runtime evaluate runs/demo/model_$$m.tflite --data $(DEMO_DATA) --json runs/demo/eval_model_$$m.json || exit 1; done
 	$(PY) -m train report --run runs/demo

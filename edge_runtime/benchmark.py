@@ -145,19 +145,22 @@ def load_report(path: str) -> dict:
 
 
 def compare(report: dict, against: dict) -> list[dict]:
-    """Edge/desktop ratios of invoke and end-to-end medians for models (by file name) and
-    thread counts present in both; a desktop entry without threads matches any."""
+    """Edge/desktop ratios of invoke and end-to-end medians. Each result is held against the
+    desktop entry of the same model file and thread count (an entry without threads matches
+    any); models the desktop file lacks are held against its TensorFlow entries (written by
+    benchmarks/tf_latency.py), if any."""
     rows = []
+    desktop = against["results"]
+    tensorflow = [d for d in desktop if d.get("runtime", {}).get("runtime") == "tensorflow"]
     for r in report["results"]:
-        for d in against["results"]:
-            if d["model"] != r["model"] or d.get("threads") not in (None, r["threads"]):
-                continue
-            row = {"model": r["model"], "threads": r["threads"]}
+        same = [d for d in desktop if d["model"] == r["model"]
+                and d.get("threads") in (None, r["threads"])]
+        for d in same[:1] or tensorflow:
+            row = {"model": r["model"], "threads": r["threads"], "desktop_model": d["model"]}
             for stage in ("invoke", "end_to_end"):
                 mine, theirs = r["stages_ms"][stage]["median"], d["stages_ms"][stage]["median"]
                 row[stage] = {"edge_ms": mine, "desktop_ms": theirs, "ratio": mine / theirs}
             rows.append(row)
-            break
     return rows
 
 
@@ -165,12 +168,12 @@ def format_comparison(rows: list[dict], against: dict) -> str:
     m = against.get("machine", {})
     lines = [f"against {m.get('cpu', '?')} ({m.get('cores', '?')} cores, {m.get('arch', '?')}):",
              f"{'model':32s} {'thr':>3s} {'invoke edge':>11s} {'desktop':>8s} {'ratio':>6s} "
-             f"{'e2e edge':>9s} {'desktop':>8s} {'ratio':>6s}"]
+             f"{'e2e edge':>9s} {'desktop':>8s} {'ratio':>6s}  desktop model"]
     for r in rows:
         i, e = r["invoke"], r["end_to_end"]
         lines.append(f"{r['model'][:32]:32s} {r['threads'] or '-':>3} {i['edge_ms']:11.2f} "
                      f"{i['desktop_ms']:8.2f} {i['ratio']:6.2f} {e['edge_ms']:9.2f} "
-                     f"{e['desktop_ms']:8.2f} {e['ratio']:6.2f}")
+                     f"{e['desktop_ms']:8.2f} {e['ratio']:6.2f}  {r['desktop_model']}")
     if not rows:
         lines.append("(no model/thread count in common)")
     return "\n".join(lines)

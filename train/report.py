@@ -49,6 +49,31 @@ def _exported_models(run_dir: str, ev: dict | None) -> list[str]:
     return lines + [""]
 
 
+def _latency(run_dir: str) -> list[str]:
+    """Latency of the exported models (``edge_benchmark.json``, ``python -m edge_runtime
+    benchmark``) next to TensorFlow's on the same machine (``tf_benchmark.json``)."""
+    edge = _load(os.path.join(run_dir, "edge_benchmark.json"))
+    tf_bench = _load(os.path.join(run_dir, "tf_benchmark.json"))
+    results = (tf_bench or {}).get("results", []) + (edge or {}).get("results", [])
+    if not results:
+        return []
+    m = (edge or tf_bench)["machine"]
+    lines = [f"## Latency on this machine ({m['cpu']}, {m['cores']} cores, {m['arch']}; batch 1, "
+             "a 640x480 frame resized; post-processing included; milliseconds)", "",
+             "| model | runtime | threads | preprocess | invoke (median) | invoke p90 | "
+             "end to end (median) | end to end p90 | FPS |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = r["stages_ms"]
+        rt = r["runtime"]
+        lines.append(f"| {r['model']} | {rt['runtime']} {rt['version']} | "
+                     f"{r['threads'] or rt.get('threads') or '-'} | "
+                     f"{s['preprocess']['median']:.2f} | {s['invoke']['median']:.2f} | "
+                     f"{s['invoke']['p90']:.2f} | {s['end_to_end']['median']:.2f} | "
+                     f"{s['end_to_end']['p90']:.2f} | {r['fps']:.0f} |")
+    runs = results[-1]
+    return lines + ["", f"{runs['warmup']} warm-up + {runs['runs']} timed frames per row.", ""]
+
+
 def write_report(run_dir: str) -> str:
     """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json."""
     with open(os.path.join(run_dir, "config.yaml")) as f:
@@ -73,6 +98,7 @@ def write_report(run_dir: str) -> str:
                   f"Evaluation: {ev['seconds']:.1f} s for {ev['num_images']} images "
                   f"(batch 16, post-processing included).", ""]
     lines += _exported_models(run_dir, ev)
+    lines += _latency(run_dir)
     if train_log:
         mach = train_log.get("machine", {})
         lines += ["## Training", "",
