@@ -67,12 +67,30 @@ def litert_benchmark(model: str, threads: int, runs: int, warmup: int) -> dict:
         return json.load(open(f.name))["latency"]
 
 
+def memory_growth(model: str, invokes: int = 10000) -> dict:
+    """Peak RSS after 100 warm-up frames and after ``invokes`` more (issue 4: at most +5%)."""
+    from edge_runtime.benchmark import peak_rss_mb, sample_image
+    from edge_runtime.detector import Detector
+
+    det = Detector(model, num_threads=1)
+    image = sample_image()
+    for _ in range(100):
+        det.detect(image)
+    before = peak_rss_mb()
+    for _ in range(invokes):
+        det.detect(image)
+    after = peak_rss_mb()
+    return {"model": os.path.basename(model), "invokes": invokes, "peak_rss_mb_before": before,
+            "peak_rss_mb_after": after, "growth_fraction": after / before - 1.0}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", default="1,2")
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--memory-invokes", type=int, default=10000)
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -127,8 +145,11 @@ def main(argv=None) -> int:
                             "without_op_ms": raw["ours"]["invoke"]["median"],
                             "op_ms": fused["ours"]["invoke"]["median"]
                             - raw["ours"]["invoke"]["median"]})
+    memory = memory_growth(ASSET, args.memory_invokes)
+    print(f"peak RSS {memory['peak_rss_mb_before']:.1f} MB -> {memory['peak_rss_mb_after']:.1f} "
+          f"MB after {memory['invokes']} more detections ({100 * memory['growth_fraction']:+.2f}%)")
     report = {"machine": machine_info(), "runs": args.runs, "warmup": args.warmup,
-              "results": results, "postprocess_op": op_cost}
+              "results": results, "postprocess_op": op_cost, "memory": memory}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "edge_latency.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -150,6 +171,9 @@ def main(argv=None) -> int:
            "| mode | threads | invoke with op | without | op cost |", "|---|---|---|---|---|"]
     md += [f"| {o['mode']} | {o['threads']} | {o['with_op_ms']:.2f} | {o['without_op_ms']:.2f} "
            f"| {o['op_ms']:.2f} |" for o in op_cost]
+    md += ["", f"Memory: peak RSS {memory['peak_rss_mb_before']:.1f} MB after 100 detections, "
+           f"{memory['peak_rss_mb_after']:.1f} MB after {memory['invokes']} more "
+           f"({100 * memory['growth_fraction']:+.2f}%)."]
     with open(os.path.join(args.out, "edge_latency.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))

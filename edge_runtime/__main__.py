@@ -86,6 +86,46 @@ def _interpreter_flags(p, threads=True):
                    help="interpreter package (default: the first installed, LiteRT first)")
 
 
+# --- camera: live detection (edge_runtime/camera.py) ---------------------------------------
+def _camera(args):
+    from edge_runtime.camera import run_camera
+
+    s = run_camera(_detector(args), args.source, display=args.display, out_video=args.out,
+                   json_path=args.json, score_threshold=args.score, max_frames=args.max_frames,
+                   realtime=args.realtime, reconnect_tries=args.reconnect_tries,
+                   progress=not args.no_progress)
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.1f}"
+
+    print(f"{s['source']}: {s['frames_processed']} frames processed, {s['frames_dropped']} "
+          f"dropped, {fmt(s['fps'])} FPS; invoke {fmt(s['invoke_ms_median'])} ms median "
+          f"({fmt(s['invoke_ms_p90'])} p90), end-to-end {fmt(s['latency_ms_median'])} ms "
+          f"({fmt(s['latency_ms_p90'])} p90); {s['ended']}"
+          + "".join(f"; wrote {f}" for f in (args.out, args.json) if f))
+
+
+def _camera_parser(sub):
+    c = sub.add_parser("camera", help="live detection: camera, video file, rtsp/http stream",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("model")
+    c.add_argument("--source", default="0",
+                   help="camera index (0), video file, rtsp://... / http://... URL, or picamera")
+    c.add_argument("--display", action="store_true", help="show the annotated frames (q quits)")
+    c.add_argument("--out", help="write the annotated video here (.mp4/.avi)")
+    c.add_argument("--json", help="write per-frame latency records and the summary here")
+    c.add_argument("--score", type=float, default=0.5, help="score threshold")
+    c.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    c.add_argument("--realtime", action="store_true",
+                   help="play a video file at its own FPS (frames drop like a live camera)")
+    c.add_argument("--reconnect-tries", type=int, default=5,
+                   help="reconnection attempts when a camera/stream stops delivering")
+    c.add_argument("--no-progress", action="store_true")
+    _interpreter_flags(c)
+    c.set_defaults(func=_camera)
+# --- end camera ------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true")
     _interpreter_flags(b, threads=False)
     b.set_defaults(func=_benchmark)
+
+    _camera_parser(sub)
     return p
 
 

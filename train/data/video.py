@@ -2,9 +2,9 @@
 
 A clip is the "camera" for testing and benchmarking ``edge_runtime.camera``: a few large and
 medium objects, drawn exactly as in the training images (``shapes.draw_object``), glide in
-straight lines and bounce off the borders (by default each in its own strip, so they do not
-occlude each other) over one fixed background. Each object is rasterised
-once, so its shape, rotation and colours stay the same in every frame; only its position moves.
+straight lines and bounce off the borders and off each other (so they rarely occlude one
+another) over one fixed background. Each object is rasterised once, so its shape, rotation and
+colours stay the same in every frame; only its position moves.
 Ground truth comes from ``synthetic.paste_objects``: boxes are tight on the *visible* pixels, and
 objects hidden behind others (more than 70%) are not annotated, as in the dataset.
 """
@@ -19,30 +19,54 @@ from train.data.backgrounds import background
 from train.data.shapes import CATEGORIES, DrawnObject, draw_object
 from train.data.synthetic import paste_objects
 
-SIZE_RANGE = (60.0, 110.0)  # pixels across: COCO "medium"/"large", what the models find well
+SIZE_RANGE = (60.0, 110.0)  # pixels across: COCO "medium"/"large" objects
 SPEED_RANGE = (1.5, 5.0)  # pixels per frame
 
 
-def _bounce(start: float, velocity: float, t: int, span: float) -> float:
-    """Position after ``t`` frames of motion reflected inside [0, span] (a triangle wave)."""
-    if span <= 0:
-        return 0.0
-    p = (start + velocity * t) % (2 * span)
-    return p if p <= span else 2 * span - p
+def _trajectories(rng: np.random.Generator, extents: np.ndarray, h: int, w: int,
+                  num_frames: int) -> np.ndarray:
+    """Top-left corners, float ``[num_frames, n, 2]`` (x, y), of ``n`` boxes of ``extents
+    [n, 2]`` (w, h) moving in straight lines and bouncing off the borders and off each other
+    (elastic: two boxes that touch exchange their velocities along the axis they meet on)."""
+    n = len(extents)
+    span = np.maximum(np.array([w, h]) - extents, 0)  # top-left range that keeps a box inside
+
+    def touching(p, i, j):
+        return bool(np.all((p[i] < p[j] + extents[j]) & (p[j] < p[i] + extents[i])))
+
+    pos = np.zeros((n, 2))
+    for i in range(n):  # a start where no two overlap, if a few tries find one
+        for _ in range(100):
+            pos[i] = rng.uniform(0, 1, 2) * span[i]
+            if not any(touching(pos, i, j) for j in range(i)):
+                break
+    angle = rng.uniform(0, 2 * np.pi, n)
+    vel = rng.uniform(*SPEED_RANGE, (n, 1)) * np.stack([np.cos(angle), np.sin(angle)], 1)
+    out = []
+    for _ in range(num_frames):
+        out.append(pos.copy())
+        pos += vel
+        vel[(pos < 0) | (pos > span)] *= -1
+        pos = np.clip(pos, 0, span)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if touching(pos, i, j):
+                    d = (pos[j] + extents[j] / 2) - (pos[i] + extents[i] / 2)  # centre to centre
+                    k = int(np.argmin((extents[i] + extents[j]) / 2 - np.abs(d)))  # least depth
+                    if (vel[j, k] - vel[i, k]) * d[k] < 0:  # approaching: exchange, so they part
+                        vel[i, k], vel[j, k] = vel[j, k], vel[i, k]
+    return np.array(out)
 
 
 def render_clip(num_frames: int = 48, size: tuple[int, int] = (256, 320), seed: int = 0,
                 num_objects: int = 3, categories: tuple[int, ...] | None = None,
-                overlap: bool = False, object_size: tuple[float, float] = SIZE_RANGE
+                object_size: tuple[float, float] = SIZE_RANGE
                 ) -> tuple[list[np.ndarray], list[list[tuple]]]:
     """Renders a clip of ``num_frames`` frames of ``size = (h, w)`` pixels.
 
     Objects have distinct categories (drawn from ``categories``, default all 8), so an object is
-    identified by its category. With ``overlap=False`` each object bounces inside its own
-    vertical strip of the frame, so objects do not occlude each other (the clip then tests
-    detection, not occlusion; an object wider than its strip sits at the strip's left edge);
-    with ``overlap=True`` they roam the whole frame. ``object_size`` is the (min, max) size in
-    pixels, capped at 70% of the strip.
+    identified by its category across the clip; ``object_size`` is the (min, max) size in
+    pixels (at most 60% of the frame's shorter side, so that a rotated object fits).
 
     Returns ``(frames, truth)``: ``frames`` a list of RGB uint8 ``[h, w, 3]``; ``truth[t]`` the
     list of ``(category_id, box)`` visible in frame ``t``, ``category_id`` in 1..8 (CATEGORIES)
@@ -52,27 +76,16 @@ def render_clip(num_frames: int = 48, size: tuple[int, int] = (256, 320), seed: 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))  # 7919: not a dataset split
     base = np.ascontiguousarray(background(rng, h, w), np.float32)
     pool = np.asarray(categories or range(1, len(CATEGORIES) + 1))
-    strip = w if overlap else w / num_objects
-    sprites, motion = [], []
-    for i, category in enumerate(rng.choice(pool, num_objects, replace=False)):
-        obj_size = min(rng.uniform(*object_size), 0.7 * strip, 0.7 * h)
-        obj = draw_object(rng, int(category), 0.0, 0.0, obj_size)
-        ph, pw = obj.mask.shape
-        offset = np.array([0.0 if overlap else i * strip, 0.0])
-        span = np.maximum([strip - pw, h - ph], 0)  # top-left corner range: object stays inside
-        start = rng.uniform(0, 1, 2) * span
-        speed, angle = rng.uniform(*SPEED_RANGE), rng.uniform(0, 2 * np.pi)
-        sprites.append(obj)
-        motion.append((start, speed * np.array([np.cos(angle), np.sin(angle)]), span, offset))
+    sprites = [draw_object(rng, int(c), 0.0, 0.0,
+                           min(rng.uniform(*object_size), 0.6 * min(h, w)))
+               for c in rng.choice(pool, num_objects, replace=False)]
+    extents = np.array([obj.mask.shape[::-1] for obj in sprites], np.float64)
+    corners = np.round(_trajectories(rng, extents, h, w, num_frames)).astype(int)
     frames, truth = [], []
-    for t in range(num_frames):
+    for xy in corners:
         img = base.copy()
-        moved = []
-        for obj, (p0, v, span, offset) in zip(sprites, motion):
-            x, y = (_bounce(p0[k], v[k], t, span[k]) + offset[k] for k in (0, 1))
-            moved.append(DrawnObject(obj.category, int(round(x)), int(round(y)), obj.patch,
-                                     obj.mask))
-        annotations = paste_objects(img, moved)
+        annotations = paste_objects(img, [DrawnObject(o.category, int(x), int(y), o.patch, o.mask)
+                                          for o, (x, y) in zip(sprites, xy)])
         frames.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
         truth.append([(a.category_id, np.array([a.bbox[1] / h, a.bbox[0] / w,
                                                 (a.bbox[1] + a.bbox[3]) / h,
