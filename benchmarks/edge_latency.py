@@ -67,21 +67,35 @@ def litert_benchmark(model: str, threads: int, runs: int, warmup: int) -> dict:
         return json.load(open(f.name))["latency"]
 
 
-def memory_growth(model: str, invokes: int = 10000) -> dict:
-    """Peak RSS after 100 warm-up frames and after ``invokes`` more (issue 4: at most +5%)."""
-    from edge_runtime.benchmark import peak_rss_mb, sample_image
-    from edge_runtime.detector import Detector
+_MEMORY_CODE = """
+import json, sys
+from edge_runtime.benchmark import peak_rss_mb, sample_image
+from edge_runtime.detector import Detector
+det = Detector(sys.argv[1], num_threads=1)
+image = sample_image()
+for _ in range(100):
+    det.detect(image)
+before = peak_rss_mb()
+for _ in range(int(sys.argv[2])):
+    det.detect(image)
+print(json.dumps({"before": before, "after": peak_rss_mb(),
+                  "tensorflow_loaded": "tensorflow" in sys.modules}))
+"""
 
-    det = Detector(model, num_threads=1)
-    image = sample_image()
-    for _ in range(100):
-        det.detect(image)
-    before = peak_rss_mb()
-    for _ in range(invokes):
-        det.detect(image)
-    after = peak_rss_mb()
-    return {"model": os.path.basename(model), "invokes": invokes, "peak_rss_mb_before": before,
-            "peak_rss_mb_after": after, "growth_fraction": after / before - 1.0}
+
+def memory_growth(model: str, invokes: int = 10000) -> dict:
+    """Peak RSS of a fresh TF-free process after 100 warm-up detections and after ``invokes``
+    more (issue 4: at most +5%)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CODE, model, str(invokes)],
+                          capture_output=True, text=True, cwd=root)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-1000:])
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"model": os.path.basename(model), "invokes": invokes,
+            "peak_rss_mb_before": m["before"], "peak_rss_mb_after": m["after"],
+            "growth_fraction": m["after"] / m["before"] - 1.0,
+            "tensorflow_loaded": m["tensorflow_loaded"]}
 
 
 def camera_rate(model: str, work: str, threads: int = 1, frames: int = 300) -> dict:
@@ -114,6 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--memory-invokes", type=int, default=10000)
+    p.add_argument("--trained-run", help="a trained run (e.g. runs/demo): the NMS op's cost with "
+                                         "real scores")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -129,17 +145,29 @@ def main(argv=None) -> int:
     data = os.path.join(work, "data")
     generate(data, "tiny", progress=False, _counts=(16, 4))
     source = sources.from_run(run)
+    fast = sources.from_run(run, use_regular_nms=False)
     models = {}
-    for mode in ("float32", "int8"):
-        for fused in (True, False):
-            name = f"ssdlite_mobilenet_v2_300_{mode}{'' if fused else '_raw'}.tflite"
+    variants = [("float32", True, source, ""), ("float32", False, source, "_raw"),
+                ("int8", True, source, ""), ("int8", False, source, "_raw"),
+                ("float32", True, fast, "_fastnms")]
+    for mode, fused, src, suffix in variants:
+        name = f"ssdlite_mobilenet_v2_300_{mode}{suffix}.tflite"
+        path = os.path.join(work, name)
+        print(f"exporting {name}", flush=True)
+        export_tflite(src, path, mode, data=data, calibration_images=16, num_check_images=2,
+                      postprocess=fused, progress=False)
+        models[name] = path
+    models["demo_trained_int8 (256px)"] = ASSET
+    if args.trained_run:  # realistic scores: a trained detector, fused and raw
+        trained = sources.from_run(args.trained_run)
+        for fused, suffix in ((True, ""), (False, "_raw")):
+            name = f"trained_{os.path.basename(os.path.abspath(args.trained_run))}_float32{suffix}.tflite"
             path = os.path.join(work, name)
             print(f"exporting {name}", flush=True)
-            export_tflite(source, path, mode, data=data, calibration_images=16,
-                          num_check_images=2, postprocess=fused, progress=False)
+            export_tflite(trained, path, "float32", postprocess=fused, num_check_images=2,
+                          progress=False)
             models[name] = path
-    models["demo_trained_int8 (256px)"] = ASSET
-
+        trained_anchors = len(trained.anchors)
     results = []
     for t in threads:
         for name, path in models.items():
@@ -156,28 +184,32 @@ def main(argv=None) -> int:
                   f"ratio {row['invoke_ratio_ours_over_official']:.3f} | pre "
                   f"{s['preprocess']['median']:.2f} post {s['postprocess']['median']:.3f} | "
                   f"overhead {100 * row['overhead_fraction']:.1f}%", flush=True)
-    op_cost = []
-    for t in threads:
-        for mode in ("float32", "int8"):
-            fused = next(r for r in results if r["threads"] == t
-                         and r["model"] == f"ssdlite_mobilenet_v2_300_{mode}.tflite")
-            raw = next(r for r in results if r["threads"] == t
-                       and r["model"] == f"ssdlite_mobilenet_v2_300_{mode}_raw.tflite")
-            op_cost.append({"mode": mode, "threads": t, "anchors": anchors,
-                            "with_op_ms": fused["ours"]["invoke"]["median"],
-                            "without_op_ms": raw["ours"]["invoke"]["median"],
-                            "op_ms": fused["ours"]["invoke"]["median"]
-                            - raw["ours"]["invoke"]["median"]})
-    camera = camera_rate(ASSET, work)
-    print(f"camera pipeline on a 640x480 video: {camera['pipeline_fps']:.1f} FPS = "
-          f"{100 * camera['fraction_of_bound']:.0f}% of 1000/invoke median "
-          f"({camera['invoke_bound_fps']:.1f} FPS)")
+    def invoke(name, t):
+        return next(r for r in results if r["threads"] == t
+                    and r["model"] == name)["ours"]["invoke"]["median"]
+
+    pairs = [(f"ssdlite_mobilenet_v2_300_{m}{v}.tflite", f"ssdlite_mobilenet_v2_300_{m}_raw.tflite",
+              f"{m}{' fast NMS' if v else ''}, untrained (scores near the threshold)", anchors)
+             for m, v in (("float32", ""), ("int8", ""), ("float32", "_fastnms"))]
+    if args.trained_run:
+        base = f"trained_{os.path.basename(os.path.abspath(args.trained_run))}_float32"
+        pairs.append((f"{base}.tflite", f"{base}_raw.tflite", "float32, trained",
+                      trained_anchors))
+    op_cost = [{"model": label, "threads": t, "anchors": n, "with_op_ms": invoke(a, t),
+                "without_op_ms": invoke(b, t), "op_ms": invoke(a, t) - invoke(b, t)}
+               for t in threads for a, b, label, n in pairs]
+    cameras = [camera_rate(m, work) for m in
+               (ASSET, models["ssdlite_mobilenet_v2_300_float32.tflite"])]
+    for camera in cameras:
+        print(f"camera pipeline, {camera['model']}, 640x480 video: {camera['pipeline_fps']:.1f} "
+              f"FPS = {100 * camera['fraction_of_bound']:.0f}% of 1000/invoke median "
+              f"({camera['invoke_bound_fps']:.1f} FPS)")
     memory = memory_growth(ASSET, args.memory_invokes)
     print(f"peak RSS {memory['peak_rss_mb_before']:.1f} MB -> {memory['peak_rss_mb_after']:.1f} "
           f"MB after {memory['invokes']} more detections ({100 * memory['growth_fraction']:+.2f}%)")
     report = {"machine": machine_info(), "runs": args.runs, "warmup": args.warmup,
               "results": results, "postprocess_op": op_cost, "memory": memory,
-              "camera": camera}
+              "camera": cameras}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "edge_latency.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -194,15 +226,16 @@ def main(argv=None) -> int:
                   f"{r['litert_benchmark']['median_ms']:.2f} | "
                   f"{r['invoke_ratio_ours_over_official']:.3f} | "
                   f"{100 * r['overhead_fraction']:.1f}% |")
-    md += ["", f"Post-processing op ({anchors} anchors, 8 classes, untrained scores near the "
-           "0.01 threshold: a worst case):", "",
-           "| mode | threads | invoke with op | without | op cost |", "|---|---|---|---|---|"]
-    md += [f"| {o['mode']} | {o['threads']} | {o['with_op_ms']:.2f} | {o['without_op_ms']:.2f} "
-           f"| {o['op_ms']:.2f} |" for o in op_cost]
-    md += ["", f"Camera pipeline ({camera['model']}, {camera['threads']} thread, 640x480 video, "
-           f"{camera['frames']} frames): {camera['pipeline_fps']:.1f} FPS = "
-           f"{100 * camera['fraction_of_bound']:.0f}% of 1000 / invoke median "
-           f"({camera['invoke_median_ms']:.2f} ms -> {camera['invoke_bound_fps']:.1f} FPS)."]
+    md += ["", "Post-processing op (invoke with the fused op minus the same model without it):",
+           "", "| model | anchors | threads | invoke with op | without | op cost |",
+           "|---|---|---|---|---|---|"]
+    md += [f"| {o['model']} | {o['anchors']} | {o['threads']} | {o['with_op_ms']:.2f} | "
+           f"{o['without_op_ms']:.2f} | {o['op_ms']:.2f} |" for o in op_cost]
+    for camera in cameras:
+        md += ["", f"Camera pipeline ({camera['model']}, {camera['threads']} thread, 640x480 "
+               f"video, {camera['frames']} frames): {camera['pipeline_fps']:.1f} FPS = "
+               f"{100 * camera['fraction_of_bound']:.0f}% of 1000 / invoke median "
+               f"({camera['invoke_median_ms']:.2f} ms -> {camera['invoke_bound_fps']:.1f} FPS)."]
     md += ["", f"Memory: peak RSS {memory['peak_rss_mb_before']:.1f} MB after 100 detections, "
            f"{memory['peak_rss_mb_after']:.1f} MB after {memory['invokes']} more "
            f"({100 * memory['growth_fraction']:+.2f}%)."]

@@ -90,7 +90,7 @@ def benchmark_model(model_path: str, threads: int | None = None, runs: int = 200
         "model_bytes": os.path.getsize(model_path),
         "quantize": meta.get("export", {}).get("quantize"),
         "input": {"shape": [1, det.height, det.width, 3], "dtype": str(det.input_dtype)},
-        "image": list(image.shape), "threads": threads, "runs": runs, "warmup": warmup,
+        "image": list(image.shape), "interpolation": det.interpolation, "threads": threads, "runs": runs, "warmup": warmup,
         "runtime": det.runtime, "stages_ms": stages,
         "fps": 1000.0 / stages["end_to_end"]["median"],
         "overhead_fraction": (stages["preprocess"]["median"] + stages["postprocess"]["median"])

@@ -40,12 +40,21 @@ class Detector:
     """A ``.tflite`` detector with its sidecar metadata.
 
     ``detect(image)`` takes an RGB uint8 ``[H, W, 3]`` image of any size; it is resized to the
-    model's input (stretched, OpenCV INTER_AREA, as in training) and converted to the input's
-    dtype (uint8 raw pixels, or float32 ``(pixel - mean) / std``).
+    model's input (stretched) and converted to the input's dtype (uint8 raw pixels, or float32
+    ``(pixel - mean) / std``). ``interpolation``: "linear" (default; 8x faster than "area" for
+    a 640x480 frame, 0.1 vs 0.9 ms here, which matters next to a few-ms invoke) or "area"
+    (what training and ``train evaluate`` use: COCO scores then match TensorFlow's exactly).
     """
 
+    INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+
     def __init__(self, model_path: str, num_threads: int | None = None, use_xnnpack: bool = True,
-                 delegate: str | None = None, runtime: str | None = None):
+                 delegate: str | None = None, runtime: str | None = None,
+                 interpolation: str = "linear"):
+        if interpolation not in self.INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(self.INTERPOLATIONS)}, "
+                             f"got {interpolation!r}")
+        self.interpolation = interpolation
         self.model_path = str(model_path)
         self.metadata = read_metadata(self.model_path) or {}
         self.interpreter, self.runtime = make_interpreter(
@@ -107,11 +116,15 @@ class Detector:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
         if image.shape[:2] != (self.height, self.width):
-            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(image, (self.width, self.height),
+                               interpolation=self.INTERPOLATIONS[self.interpolation])
         if self.input_dtype == np.uint8:
             return image[None]
-        if self.input_dtype == np.float32:
-            return ((image.astype(np.float32) - self.mean) / self.std)[None]
+        if self.input_dtype == np.float32:  # in place: one pass instead of numpy's temporaries
+            x = np.empty((1, self.height, self.width, 3), np.float32)
+            np.multiply(image, np.float32(1.0 / self.std), out=x[0], casting="unsafe")
+            x -= np.float32(self.mean / self.std)
+            return x
         raise ValueError(f"{self.model_path}: unsupported input dtype {self.input_dtype}")
 
     def invoke(self, tensor: np.ndarray) -> None:

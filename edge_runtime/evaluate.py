@@ -38,7 +38,8 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
     """
     from tqdm import tqdm
 
-    det = detector or Detector(model_path, num_threads=num_threads)
+    # "area" resizing, as `train evaluate` does: the same pixels, so the same COCO scores
+    det = detector or Detector(model_path, num_threads=num_threads, interpolation="area")
     dataset = load_dataset(data, split)
     category_ids = det.metadata.get("category_ids") or dataset.category_ids
     if list(category_ids) != list(dataset.category_ids):
