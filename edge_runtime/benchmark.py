@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 
 import numpy as np
@@ -45,8 +46,17 @@ def summarize(ms) -> dict:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux: ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process so far, in MiB. Linux: VmHWM, which starts afresh
+    at exec (ru_maxrss keeps the parent's high-water mark across fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
 
 
 def sample_image(height: int = 480, width: int = 640) -> np.ndarray:
