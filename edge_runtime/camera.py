@@ -315,10 +315,11 @@ def run_camera(detector, source, *, display: bool = False, out_video: str | None
             frame, detections, invoke_ms = item
             if callback is not None:
                 callback(frame.index, frame.rgb, detections)
-            image = draw_detections(frame.rgb, detections, detector.label)
-            draw_status(image, f"FPS {_rate(done_times[-30:]):.1f} | invoke {invoke_ms:.1f} ms | "
-                               f"dropped {slot.dropped}")
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            if display or tmp_video is not None:  # headless JSON-only runs draw nothing
+                image = draw_detections(frame.rgb, detections, detector.label)
+                draw_status(image, f"FPS {_rate(done_times[-30:]):.1f} | invoke "
+                                   f"{invoke_ms:.1f} ms | dropped {slot.dropped}")
+                bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             if tmp_video is not None:
                 writer = writer or _open_writer(tmp_video, fps, bgr.shape)
                 for _ in range(frame.index - last_index):  # repeats stand for dropped frames
