@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all train-long train-long-compare long-run clean
+.PHONY: install demo test test-all train-long train-long-compare long-run clean android-demo serve-android-demo
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ long-run:
 	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)
 	$(PY) -m train evaluate --run runs/long_$(MODEL) --data $(LONG_DATA) --split val
 	$(PY) -m train report --run runs/long_$(MODEL)
+
+## android-demo: the phone camera app (PWA, LiteRT.js) with the demo's exported models -> android_demo/dist
+## (ANDROID_MODELS=DIR to bundle DIR/model_{float32,int8}.tflite instead of runs/demo)
+ANDROID_MODELS ?=
+android-demo: $(STAMP)
+	$(PY) android_demo/build.py $(if $(ANDROID_MODELS),--models $(ANDROID_MODELS))
+
+## serve-android-demo: serve it on http://127.0.0.1:8000 (phone: adb reverse tcp:8000 tcp:8000)
+serve-android-demo: android-demo
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory android_demo/dist
 
 clean:
 	rm -rf runs data

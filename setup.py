@@ -20,7 +20,7 @@ TRAIN = [
     "matplotlib>=3.8,<4",
     "tqdm>=4.66,<5",
 ]
-DEV = ["pytest>=8,<10"]
+DEV = ["pytest>=8,<10", "selenium==4.38.0"]  # selenium: the android_demo browser test
 
 setup(
     name="frontier-detect",

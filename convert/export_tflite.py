@@ -132,6 +132,9 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(tflite)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is meant to be copied around
         ops = checks.check_operators(tmp, out, postprocess)
         try:
             detector = Detector(tmp)

@@ -65,10 +65,13 @@ def fused_postprocess(nms: NmsSettings):
     """A function ``(box_encodings, class_predictions, anchors) -> (boxes, classes, scores,
     num_detections)`` that only the TFLite converter gives a body (its TF body returns zeros)."""
 
+    n = nms.max_detections
+
     @tf.function(experimental_implements=implements_signature(nms))
     def postprocess(box_encodings, class_predictions, anchors):
         del box_encodings, class_predictions, anchors  # the converter wires them into the op
-        zero = tf.constant(0.0, tf.float32)
-        return zero, zero, zero, zero
+        # Placeholders with the op's real output shapes, so the .tflite declares them: with
+        # scalar placeholders the outputs are shape [] and LiteRT.js allocates 0-byte buffers.
+        return (tf.zeros([1, n, 4]), tf.zeros([1, n]), tf.zeros([1, n]), tf.zeros([1]))
 
     return postprocess

@@ -1,0 +1,197 @@
+// A .tflite detector run by LiteRT.js (WebAssembly, XNNPACK): frame in, detections out.
+//
+// Mirrors edge_runtime/detector.py: the input is stretched (or letterboxed, if the sidecar
+// says so) to the model's [1, H, W, 3] input, given as raw uint8 pixels or float32
+// (pixel - mean) / std as the sidecar metadata says; the four outputs are read by their
+// signature names, and only the first num_detections rows are valid (LiteRT.js leaves the
+// rest uninitialised).
+import {loadLiteRt, loadAndCompile, Tensor, getGlobalLiteRt, supportsFeature} from './vendor/litertjs/core.js';
+import {isTflite, withStaticOutputShapes, OUTPUTS} from './tflite_patch.js';
+
+let runtime = null;
+
+/** Which WebAssembly build LiteRT.js loads here (it picks by browser support). */
+export let wasmVariant = null;
+
+/** Loads the LiteRT.js WebAssembly runtime once (no threads: they need cross-origin isolation). */
+export function initRuntime(wasmDir = './vendor/litertjs/wasm/') {
+  runtime ??= (async () => {
+    wasmVariant = (await supportsFeature('relaxedSimd'))
+      ? 'litert_wasm_internal (relaxed SIMD)' : 'litert_wasm_compat_internal (no relaxed SIMD)';
+    return loadLiteRt(wasmDir);
+  })().catch((e) => { runtime = null; throw e; });
+  return runtime;
+}
+
+/** Size of the WebAssembly heap in MB (it only grows: the runtime's peak memory). */
+export function wasmHeapMb() {
+  try { return getGlobalLiteRt().liteRtWasm.HEAPU8.buffer.byteLength / 2 ** 20; } catch { return null; }
+}
+
+const now = () => performance.now();
+
+export class Detector {
+  /**
+   * bytes: Uint8Array of the .tflite; meta: its sidecar JSON object or null; name: for messages.
+   * Throws an Error naming the file and the problem for anything that is not a detector.
+   */
+  static async load(bytes, meta, name) {
+    if (!isTflite(bytes)) {
+      throw new Error(`${name}: not a .tflite model (no "TFL3" file identifier)`);
+    }
+    if (meta && meta.format !== 'frontier-detector') {
+      throw new Error(`${name}: its .json is not Frontier model metadata (no "format": "frontier-detector")`);
+    }
+    let fixed;
+    try {
+      fixed = withStaticOutputShapes(bytes, meta?.postprocess?.max_detections);
+    } catch (e) {
+      throw new Error(e instanceof RangeError ? `${name}: truncated or corrupt .tflite (${e.message})`
+        : `${name}: ${e.message}`);
+    }
+    await initRuntime();
+    let model;
+    try {
+      model = await loadAndCompile(fixed.bytes, {accelerator: 'wasm'});
+    } catch (e) {
+      throw new Error(`${name}: LiteRT.js cannot load it (${e.message || e})`);
+    }
+    try {
+      return new Detector(model, meta, name, bytes.length, fixed.info.numBoxes);
+    } catch (e) {
+      model.delete();
+      throw e;
+    }
+  }
+
+  constructor(model, meta, name, size, numBoxes) {
+    this.model = model;
+    this.meta = meta || {};
+    this.name = name;
+    this.bytes = size;
+    this.numBoxes = numBoxes;
+    const inputs = model.getInputDetails();
+    const shape = inputs.length === 1 ? Array.from(inputs[0].shape) : [];
+    if (shape.length !== 4 || shape[0] !== 1 || shape[3] !== 3) {
+      throw new Error(`${name}: expected one [1, H, W, 3] image input, got `
+        + JSON.stringify(inputs.map((d) => Array.from(d.shape))));
+    }
+    const names = model.getOutputDetails().map((d) => d.name);
+    if (!OUTPUTS.every((o) => names.includes(o))) {
+      throw new Error(`${name}: outputs [${names.join(', ')}] are not the four-output detection layout`);
+    }
+    this.inputName = inputs[0].name;
+    [, this.height, this.width] = shape;
+    this.dtype = inputs[0].dtype;
+    if (this.dtype !== 'uint8' && this.dtype !== 'float32') {
+      throw new Error(`${name}: unsupported input dtype ${this.dtype} (uint8 or float32 only)`);
+    }
+    const mi = this.meta.input || {};
+    this.mean = this.dtype === 'float32' ? Number(mi.mean ?? 127.5) : 0;
+    this.std = this.dtype === 'float32' ? Number(mi.std ?? 127.5) : 1;
+    this.letterbox = String(mi.resize || 'stretch').startsWith('letterbox');
+    this.labels = this.meta.labels || [];
+    this.input = this.dtype === 'uint8' ? new Uint8Array(this.height * this.width * 3)
+      : new Float32Array(this.height * this.width * 3);
+    this.canvas = document.createElement('canvas');
+    this.canvas.width = this.width;
+    this.canvas.height = this.height;
+    this.ctx = this.canvas.getContext('2d', {willReadFrequently: true});
+    this.frame = {x0: 0, y0: 0, sx: 1, sy: 1};  // model-normalised -> source-normalised
+  }
+
+  label(c) { return c >= 0 && c < this.labels.length ? this.labels[c] : `class ${c}`; }
+
+  /** Draws `source` (video, canvas, image) of `sw` x `sh` pixels into the model input. */
+  preprocess(source, sw, sh) {
+    const {width: w, height: h, ctx} = this;
+    if (this.letterbox) {  // keep the aspect ratio, pad with grey; remember how to map boxes back
+      const s = Math.min(w / sw, h / sh);
+      const dw = sw * s; const dh = sh * s;
+      ctx.fillStyle = 'rgb(128,128,128)';
+      ctx.fillRect(0, 0, w, h);
+      ctx.drawImage(source, 0, 0, sw, sh, (w - dw) / 2, (h - dh) / 2, dw, dh);
+      this.frame = {x0: (w - dw) / 2 / w, y0: (h - dh) / 2 / h, sx: w / dw, sy: h / dh};
+    } else {
+      ctx.drawImage(source, 0, 0, sw, sh, 0, 0, w, h);
+      this.frame = {x0: 0, y0: 0, sx: 1, sy: 1};
+    }
+    this.setRgba(ctx.getImageData(0, 0, w, h).data);
+  }
+
+  /** RGBA pixels (the model's size) -> the input tensor's data. */
+  setRgba(rgba) {
+    const x = this.input; const n = this.width * this.height;
+    if (this.dtype === 'uint8') {
+      for (let i = 0, j = 0; i < n; i++, j += 4) {
+        x[3 * i] = rgba[j]; x[3 * i + 1] = rgba[j + 1]; x[3 * i + 2] = rgba[j + 2];
+      }
+    } else {
+      const a = 1 / this.std; const b = this.mean / this.std;
+      for (let i = 0, j = 0; i < n; i++, j += 4) {
+        x[3 * i] = rgba[j] * a - b; x[3 * i + 1] = rgba[j + 1] * a - b; x[3 * i + 2] = rgba[j + 2] * a - b;
+      }
+    }
+  }
+
+  /** RGB uint8 pixels [H * W * 3] of exactly the model's size -> the input (no resizing). */
+  setRgb(rgb) {
+    if (rgb.length !== this.input.length) {
+      throw new Error(`expected ${this.height}x${this.width}x3 pixels, got ${rgb.length} values`);
+    }
+    const a = 1 / this.std; const b = this.mean / this.std;
+    for (let i = 0; i < rgb.length; i++) this.input[i] = this.dtype === 'uint8' ? rgb[i] : rgb[i] * a - b;
+    this.frame = {x0: 0, y0: 0, sx: 1, sy: 1};
+  }
+
+  /** Runs the model on the current input: {output name: Float32Array copy}. */
+  async invoke() {
+    const tensor = new Tensor(this.input, [1, this.height, this.width, 3]);
+    let result;
+    try {
+      result = await this.model.run({[this.inputName]: tensor});
+    } finally {
+      tensor.delete();
+    }
+    const out = {};
+    for (const [name, t] of Object.entries(result)) {
+      if (OUTPUTS.includes(name)) out[name] = Float32Array.from(t.toTypedArray());
+      t.delete();
+    }
+    return out;
+  }
+
+  /** The valid rows above `threshold`: [{box: [ymin, xmin, ymax, xmax] of the source, classId, label, score}]. */
+  parse(out, threshold = 0) {
+    const n = Math.max(0, Math.min(Math.round(out.num_detections[0]), out.detection_scores.length));
+    const {x0, y0, sx, sy} = this.frame;
+    const clip = (v) => Math.min(1, Math.max(0, v));
+    const dets = [];
+    for (let i = 0; i < n; i++) {
+      const score = out.detection_scores[i];
+      if (!(score >= threshold)) continue;
+      const b = out.detection_boxes.subarray(4 * i, 4 * i + 4);
+      const classId = Math.round(out.detection_classes[i]);
+      dets.push({
+        box: [clip((clip(b[0]) - y0) * sy), clip((clip(b[1]) - x0) * sx),
+          clip((clip(b[2]) - y0) * sy), clip((clip(b[3]) - x0) * sx)],
+        classId, label: this.label(classId), score,
+      });
+    }
+    return dets;
+  }
+
+  /** preprocess + invoke + parse of one frame, with the time of each stage in ms. */
+  async detect(source, sw, sh, threshold) {
+    const t0 = now();
+    this.preprocess(source, sw, sh);
+    const t1 = now();
+    const out = await this.invoke();
+    const t2 = now();
+    const detections = this.parse(out, threshold);
+    const t3 = now();
+    return {detections, out, ms: {preprocess: t1 - t0, invoke: t2 - t1, postprocess: t3 - t2, end_to_end: t3 - t0}};
+  }
+
+  delete() { this.model.delete(); }
+}
