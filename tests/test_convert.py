@@ -120,6 +120,14 @@ def test_int8_is_smaller_per_tensor_smallest(source, data, tmp_path):
     assert sizes["t"] < sizes["c"] < 0.5 * sizes["f"]
 
 
+def test_fast_nms_is_exported_and_only_reported(run, tmp_path):
+    fast = sources.from_run(run, use_regular_nms=False)
+    out = str(tmp_path / "fast.tflite")
+    meta = export_lib.export_tflite(fast, out, "float32", num_check_images=2, progress=False)
+    assert meta["postprocess"]["use_regular_nms"] is False and "identical" in meta["check"]
+    assert _ops(out).count(OP_NAME) == 1
+
+
 def test_no_postprocess_exports_raw_outputs(source, tmp_path):
     out = str(tmp_path / "raw.tflite")
     meta = export_lib.export_tflite(source, out, "float32", postprocess=False,
