@@ -140,6 +140,7 @@ def main(argv=None) -> int:
     import train  # noqa: F401  (legacy Keras before TensorFlow)
     from convert import sources
     from convert.export_tflite import export_tflite
+    from benchmarks.frames import dataset_frame
     from edge_runtime.benchmark import benchmark_model, machine_info
     from train.data import generate
 
@@ -172,10 +173,11 @@ def main(argv=None) -> int:
                           progress=False)
             models[name] = path
         trained_anchors = len(trained.anchors)
+    frame = dataset_frame()
     results = []
     for t in threads:
         for name, path in models.items():
-            ours = benchmark_model(path, t, args.runs, args.warmup)
+            ours = benchmark_model(path, t, args.runs, args.warmup, image=frame)
             official = litert_benchmark(path, t, args.runs, args.warmup)
             s = ours["stages_ms"]
             row = {"model": name, "threads": t, "ours": s, "litert_benchmark": official,

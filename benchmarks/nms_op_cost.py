@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     import train  # noqa: F401  (legacy Keras before TensorFlow)
     from convert import sources
     from convert.export_tflite import export_tflite
+    from benchmarks.frames import dataset_frame
     from edge_runtime.benchmark import benchmark_model, machine_info
 
     work = tempfile.mkdtemp(prefix="nms_op_cost_")
@@ -51,11 +52,13 @@ def main(argv=None) -> int:
                           num_check_images=2, postprocess=fused, granularity="per-tensor",
                           progress=False)
             paths[(mode, label)] = path
+    frame = dataset_frame()
     rows = []
     for t in threads:
         for mode in ("float32", "int8"):
-            inv = {label: benchmark_model(paths[(mode, label)], t, args.runs, args.warmup)
-                   ["stages_ms"]["invoke"] for label in ("regular NMS", "fast NMS", "no op")}
+            inv = {label: benchmark_model(paths[(mode, label)], t, args.runs, args.warmup,
+                                          image=frame)["stages_ms"]["invoke"]
+                   for label in ("regular NMS", "fast NMS", "no op")}
             for label in ("regular NMS", "fast NMS"):
                 rows.append({"mode": mode, "nms": label, "threads": t,
                              "anchors": len(regular.anchors), "classes": regular.nms.num_classes,

@@ -7,7 +7,7 @@ import os
 import cv2
 
 from edge_runtime.draw import draw_detections
-from train.data import DataError, load_image  # TF-free image decoding with clear errors
+from edge_runtime.images import DataError, read_image
 
 
 def detect_images(detector, paths, out_dir: str | None = None, score_threshold: float = 0.5,
@@ -27,7 +27,7 @@ def detect_images(detector, paths, out_dir: str | None = None, score_threshold: 
         os.makedirs(out_dir, exist_ok=True)
     for i, path in enumerate(tqdm(paths, desc="detecting", unit="img", disable=not progress)):
         try:
-            image = load_image(path)
+            image = read_image(path)
         except DataError as e:
             errors[path] = str(e)
             continue

@@ -1,7 +1,12 @@
-"""Shared test fixtures' building blocks: a tiny generated dataset and a tiny SSD config."""
+"""Shared test fixtures' building blocks: a tiny generated dataset, a small hand-written COCO
+dataset with every kind of bad annotation, and a tiny SSD config."""
 from __future__ import annotations
 
+import json
 import os
+
+import cv2
+import numpy as np
 
 from train.config import config_from_dict
 
@@ -29,3 +34,33 @@ def make_dataset(root: str, train: int = 8, val: int = 4, seed: int = 0) -> str:
     if not os.path.exists(os.path.join(root, "annotations", "instances_train.json")):
         generate(root, "tiny", seed=seed, workers=1, progress=False, _counts=(train, val))
     return root
+
+
+def write_small_coco(root, split="train", image_sub=None, anns=None, images=None,
+                     categories=None):
+    """Writes a 2-category, 3-image COCO dataset (image 3's file is missing) into ``root``."""
+    image_sub = image_sub or split
+    os.makedirs(os.path.join(root, image_sub), exist_ok=True)
+    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+    images = images or [{"id": 10, "file_name": "a.jpg", "width": 100, "height": 50},
+                        {"id": 11, "file_name": "b.png", "width": 40, "height": 40},
+                        {"id": 12, "file_name": "gone.jpg", "width": 40, "height": 40}]
+    for im in images[:2]:
+        cv2.imwrite(os.path.join(root, image_sub, im["file_name"]),
+                    np.zeros((im.get("height", 8), im.get("width", 8), 3), np.uint8))
+    doc = {"images": images,
+           "annotations": anns if anns is not None else [
+               {"id": 1, "image_id": 10, "category_id": 7, "bbox": [10, 5, 20, 10], "area": 150,
+                "iscrowd": 0},
+               {"id": 2, "image_id": 10, "category_id": 3, "bbox": [90, 40, 20, 20]},  # clipped
+               {"id": 3, "image_id": 10, "category_id": 3, "bbox": [5, 5, 0, 10]},  # zero width
+               {"id": 4, "image_id": 10, "category_id": 99, "bbox": [1, 1, 5, 5]},  # unknown cat
+               {"id": 5, "image_id": 10, "category_id": 3, "bbox": [200, 0, 10, 10]},  # outside
+               {"id": 6, "image_id": 10, "category_id": 3, "bbox": [0, 0, 50, 50], "iscrowd": 1},
+               {"id": 7, "image_id": 12, "category_id": 3, "bbox": [1, 1, 5, 5]},
+           ],
+           "categories": categories or [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}]}
+    path = os.path.join(root, "annotations", f"instances_{split}.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path

@@ -10,34 +10,7 @@ import pytest
 from train.data import DataError, DetectionDataset, load_dataset, summarize_warnings
 from train.data.coco import CLIPPED, CROWD, EMPTY, MISSING_FILE, OUTSIDE, UNKNOWN_CATEGORY
 
-
-def _write(root, split="train", image_sub=None, anns=None, images=None, categories=None):
-    """Writes a 2-category, 3-image COCO dataset (image 3's file is missing) into ``root``."""
-    image_sub = image_sub or split
-    os.makedirs(os.path.join(root, image_sub), exist_ok=True)
-    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
-    images = images or [{"id": 10, "file_name": "a.jpg", "width": 100, "height": 50},
-                        {"id": 11, "file_name": "b.png", "width": 40, "height": 40},
-                        {"id": 12, "file_name": "gone.jpg", "width": 40, "height": 40}]
-    for im in images[:2]:
-        cv2.imwrite(os.path.join(root, image_sub, im["file_name"]),
-                    np.zeros((im.get("height", 8), im.get("width", 8), 3), np.uint8))
-    doc = {"images": images,
-           "annotations": anns if anns is not None else [
-               {"id": 1, "image_id": 10, "category_id": 7, "bbox": [10, 5, 20, 10], "area": 150,
-                "iscrowd": 0},
-               {"id": 2, "image_id": 10, "category_id": 3, "bbox": [90, 40, 20, 20]},  # clipped
-               {"id": 3, "image_id": 10, "category_id": 3, "bbox": [5, 5, 0, 10]},  # zero width
-               {"id": 4, "image_id": 10, "category_id": 99, "bbox": [1, 1, 5, 5]},  # unknown cat
-               {"id": 5, "image_id": 10, "category_id": 3, "bbox": [200, 0, 10, 10]},  # outside
-               {"id": 6, "image_id": 10, "category_id": 3, "bbox": [0, 0, 50, 50], "iscrowd": 1},
-               {"id": 7, "image_id": 12, "category_id": 3, "bbox": [1, 1, 5, 5]},
-           ],
-           "categories": categories or [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}]}
-    path = os.path.join(root, "annotations", f"instances_{split}.json")
-    with open(path, "w") as f:
-        json.dump(doc, f)
-    return path
+from tests.helpers import write_small_coco as _write
 
 
 def test_reads_boxes_labels_and_applies_the_bad_input_policy(tmp_path, caplog):
