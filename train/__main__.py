@@ -1,4 +1,4 @@
-"""Command line: ``python -m train {generate,fit,evaluate,report} ...``."""
+"""Command line: ``python -m train {generate,fit,evaluate,report,package} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,14 @@ def _report(args):
     print(f"wrote {write_report(args.run)}")
 
 
+def _package(args):
+    from train.package import package_run
+
+    info = package_run(args.run, args.out, args.checkpoint)
+    print(f"packaged {info['source_checkpoint']} -> {args.out} ({info['parameters']:,} "
+          f"parameters, {info['bytes'] / 1e6:.1f} MB of weights)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train", description="Train and evaluate Frontier detectors.")
@@ -72,6 +80,13 @@ def main(argv=None) -> int:
     p.add_argument("--run", required=True)
     p.set_defaults(func=_report)
 
+    p = sub.add_parser("package", help="copy a run as a small shareable model directory "
+                       "(weights without optimizer state; evaluate/report/convert accept it)")
+    p.add_argument("--run", required=True, help="run directory written by `fit`")
+    p.add_argument("--out", required=True, help="new directory, e.g. zoo/NAME")
+    p.add_argument("--checkpoint", help="a checkpoint prefix (default: the run's latest)")
+    p.set_defaults(func=_package)
+
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser (python -m train.data.generate)
         from train.data.generate import main as generate_main
@@ -84,7 +99,8 @@ def main(argv=None) -> int:
 
     try:
         args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, MemoryError, ValueError) as e:
+    except (ConfigError, DataError, FileNotFoundError, FileExistsError, MemoryError,
+            ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

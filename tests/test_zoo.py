@@ -1,0 +1,52 @@
+"""The model zoo: `train package` and the committed long-run SSD-MobileNet-v2."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.helpers import make_dataset, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZOO = os.path.join(ROOT, "train", "zoo", "ssd_mobilenet_v2_shapes")
+
+
+def _size(ckpt_prefix):
+    d = os.path.dirname(ckpt_prefix)
+    base = os.path.basename(ckpt_prefix)
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith(base))
+
+
+def test_package_keeps_the_weights_and_drops_the_optimizer(tmp_path):
+    from train.evaluate import load_run
+    from train.package import package_run
+    from train.trainer import fit
+
+    data = make_dataset(str(tmp_path / "data"), train=4, val=2)
+    run = str(tmp_path / "run")
+    fit(tiny_config(steps=2, checkpoint_every=2), data, run, progress=False)
+    info = package_run(run, str(tmp_path / "zoo" / "tiny"))
+    assert info["checkpoint"] == "checkpoints/ckpt-2" and info["weights_only"]
+    _, _, trained, ckpt = load_run(run)
+    _, _, packaged, packaged_ckpt = load_run(str(tmp_path / "zoo" / "tiny"))
+    assert _size(packaged_ckpt) < 0.6 * _size(ckpt)  # RMSProp's slots are gone
+    x = np.random.default_rng(0).uniform(0, 255, (1, trained.image_size, trained.image_size, 3))
+    for a, b in zip(trained.keras_model(x, training=False), packaged.keras_model(x, training=False)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert json.load(open(tmp_path / "zoo" / "tiny" / "package.json"))["source_run"] == run
+    with pytest.raises(FileExistsError, match="already exists"):
+        package_run(run, str(tmp_path / "zoo" / "tiny"))
+    assert os.listdir(tmp_path / "zoo") == ["tiny"]  # no temporary directory left behind
+
+
+def test_zoo_model_loads_and_detects(tmp_path):
+    """Guards the committed checkpoint against changes to the SSD code: it must still load into
+    the model its config builds and find the bundled dataset's objects."""
+    from train.evaluate import evaluate
+
+    info = json.load(open(os.path.join(ZOO, "package.json")))
+    assert info["bytes"] < 10e6
+    data = make_dataset(str(tmp_path / "data"), train=1, val=24, seed=3)
+    report = evaluate(ZOO, data, out_dir=str(tmp_path), progress=False)
+    assert report["num_images"] == 24
+    assert report["AP50"] > 0.4, report["coco_summary"]  # 0.647 on the 1000 `large` val images
