@@ -64,3 +64,16 @@ def write_small_coco(root, split="train", image_sub=None, anns=None, images=None
     with open(path, "w") as f:
         json.dump(doc, f)
     return path
+
+
+def write_classifier_tflite(path) -> None:
+    """A valid .tflite that is not a detector: one [1, 32, 32, 3] input, one "logits" output."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32, name="image")])
+    def classify(image):
+        return {"logits": tf.reduce_mean(image, axis=[1, 2])}
+
+    with open(path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_concrete_functions(
+            [classify.get_concrete_function()], None).convert())

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.helpers import write_classifier_tflite
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
 ARTIFACTS = os.path.join(ROOT, "android_demo", "test-artifacts")
@@ -261,15 +263,8 @@ def test_benchmark_button_downloads_edge_runtime_json(browser):
 
 
 def test_bad_files_and_refused_camera_give_messages_and_the_app_keeps_running(browser, tmp_path):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32, name="image")])
-    def classify(image):
-        return {"logits": tf.reduce_mean(image, axis=[1, 2])}
-
     classifier = tmp_path / "classifier.tflite"
-    classifier.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions(
-        [classify.get_concrete_function()], None).convert())
+    write_classifier_tflite(classifier)
     not_tflite = tmp_path / "photo.tflite"
     not_tflite.write_text("hello, not a model")
     truncated = tmp_path / "truncated.tflite"

@@ -13,7 +13,7 @@ import pytest
 
 from edge_runtime import Detector
 from edge_runtime.__main__ import main
-from tests.helpers import make_dataset
+from tests.helpers import make_dataset, write_classifier_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
@@ -90,15 +90,8 @@ def test_bad_models_give_clear_errors(tmp_path, images, capsys):
 
 
 def test_model_with_other_outputs_is_refused(tmp_path, capsys):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32, name="image")])
-    def classify(image):
-        return {"logits": tf.reduce_mean(image, axis=[1, 2])}
-
     path = tmp_path / "classifier.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions(
-        [classify.get_concrete_function()], None).convert())
+    write_classifier_tflite(path)
     assert main(["detect", str(path), "x.jpg", "--no-progress"]) == 2
     assert "four-output detection layout" in capsys.readouterr().err
 
