@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -36,7 +37,8 @@ def package_run(run_dir: str, out_dir: str, checkpoint: str | None = None) -> di
         ckpt_dir = os.path.join(tmp, "checkpoints")
         manager = tf.train.CheckpointManager(  # writes the state file latest_checkpoint reads
             tf.train.Checkpoint(model=model.keras_model), ckpt_dir, max_to_keep=1)
-        name = os.path.basename(manager.save(checkpoint_number=int(name.rsplit("-", 1)[1])))
+        step = re.search(r"-(\d+)$", name)  # keep the training step in the name when known
+        name = os.path.basename(manager.save(checkpoint_number=int(step[1]) if step else 0))
         info = {"source_run": run_dir, "source_checkpoint": ckpt,
                 "checkpoint": f"checkpoints/{name}", "weights_only": True,
                 "parameters": int(model.keras_model.count_params()),
