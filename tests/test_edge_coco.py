@@ -11,7 +11,7 @@ from edge_runtime.images import DataError, read_image
 from tests.helpers import make_dataset, write_small_coco
 
 
-def _by_image(coco):
+def _annotation_rows(coco):
     return sorted((a["image_id"], a["category_id"], a["iscrowd"], *a["bbox"], a["area"])
                   for a in coco["annotations"])
 
@@ -25,8 +25,8 @@ def test_ground_truth_matches_train_on_a_dataset_with_every_bad_annotation(tmp_p
     assert [im["id"] for im in truth.coco["images"]] == [10, 11]  # 12's file is missing
     assert truth.files == {e.image_id: e.file_name for e in train_ds.examples}
     assert truth.category_ids == train_ds.category_ids == [3, 7]
-    np.testing.assert_allclose(np.array(_by_image(truth.coco)),
-                               np.array(_by_image(expected)), atol=2e-3)
+    np.testing.assert_allclose(np.array(_annotation_rows(truth.coco)),
+                               np.array(_annotation_rows(expected)), atol=2e-3)
     # the clipped box [90, 40, 20, 20] in a 100x50 image, and the crowd region
     assert [90.0, 40.0, 10.0, 10.0] in [a["bbox"] for a in truth.coco["annotations"]]
     assert sum(a["iscrowd"] for a in truth.coco["annotations"]) == 1
