@@ -29,7 +29,7 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
     anchors = {
         "count": int(len(source.anchors)),
         "generator": "train.core.anchors.ssd_anchors",
-        "settings": cfg.get("anchors", {}),
+        "settings": (cfg.get("ssd") or {}).get("anchors", {}),
         "image_size": m,
         "format": "center_size (ycenter, xcenter, height, width), normalised",
         "frozen_in_model": postprocess,

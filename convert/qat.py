@@ -90,15 +90,15 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
     from train.data.pipeline import cache_images, train_dataset
 
     model, tc = source.model, source.train_config
-    qat_model, skipped = quantize_annotate(model.keras_model, per_tensor)
+    qat_model, skipped = quantize_annotate(model.export_spec()["keras_model"], per_tensor)
     info = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
             "skipped_layers": skipped, "data": data}
-    cache = cache_images(load_dataset(data, "train"), model.image_size, tc.max_cache_gb,
+    cache = cache_images(load_dataset(data, "train"), model.image_resizer, tc.max_cache_gb,
                          progress=progress)
-    ds = train_dataset(cache, model, batch_size=batch_size, image_size=model.image_size,
-                       augment_config=tc.augment, seed=seed, start_step=0)
+    ds = train_dataset(cache, model, batch_size=batch_size, augment_config=tc.augment,
+                       seed=seed, start_step=0)
     info["calibration_batches"] = calibrate_ranges(
-        qat_model, (model.extractor.preprocess(im) for im, _ in ds.take(calibration_batches)))
+        qat_model, (model.preprocess(im) for im, _ in ds.take(calibration_batches)))
     if steps <= 0:
         return qat_model, info
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
@@ -108,7 +108,7 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
     @tf.function
     def step(images, targets):
         with tf.GradientTape() as tape:
-            box_encodings, logits = qat_model(model.extractor.preprocess(images), training=True)
+            box_encodings, logits = qat_model(model.preprocess(images), training=True)
             losses = model.loss({"box_encodings": box_encodings, "class_logits": logits},
                                 targets)
             total = losses["total"] + (tf.add_n(qat_model.losses) if qat_model.losses else 0.0)

@@ -91,22 +91,27 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
         first = str(e).strip().splitlines()[0][:300]
         raise ExportError(f"{checkpoint or run_dir}: the checkpoint does not match "
                           f"{run_dir}/config.yaml ({first})") from None
-    nms = nms_from_config(model.post_config, model.num_classes, model.box_coder.scale_factors,
+    try:
+        spec = model.export_spec()
+    except NotImplementedError as e:
+        raise ExportError(f"{run_dir}: {e}") from None
+    keras_model, score_fn = spec["keras_model"], spec["score_fn"]
+    nms = nms_from_config(spec["post_processing"], model.num_classes, spec["box_coder_scales"],
                           use_regular_nms)
 
     def detect(x):
-        box_encodings, logits = model.keras_model(x, training=False)
+        box_encodings, logits = keras_model(x, training=False)
         out = model.postprocess({"box_encodings": box_encodings, "class_logits": logits})
         return {"boxes": out["boxes"], "classes": out["classes"] - 1, "scores": out["scores"],
                 "num_detections": out["num_detections"]}
 
     return ExportSource(
-        predict=_predictor(model.keras_model, model.score_fn()), detect=detect,
-        image_size=model.image_size, anchors=model.anchors_np, nms=nms, labels=labels,
-        config=dataclasses.asdict(config.model), score_fn=model.score_fn(),
+        predict=_predictor(keras_model, score_fn), detect=detect,
+        image_size=spec["image_size"], anchors=spec["anchors"], nms=nms, labels=labels,
+        config=dataclasses.asdict(config.model), score_fn=score_fn,
         provenance={"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
                     "step": _step_of(ckpt)},
-        model=model, trackable=model.keras_model, train_config=config.train)
+        model=model, trackable=keras_model, train_config=config.train)
 
 
 def _step_of(ckpt: str):

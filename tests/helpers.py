@@ -77,3 +77,25 @@ def write_classifier_tflite(path) -> None:
     with open(path, "wb") as f:
         f.write(tf.lite.TFLiteConverter.from_concrete_functions(
             [classify.get_concrete_function()], None).convert())
+
+
+def tiny_two_stage_config(meta_architecture: str = "faster_rcnn", **train_overrides):
+    """A small, fast Faster R-CNN / R-FCN (MobileNet v1 x0.25, shorter edge 128, padded to 160)
+    that can overfit a few images in a couple of minutes on 2 cores."""
+    train = {"batch_size": 4, "steps": 200, "checkpoint_every": 50, "log_every": 10,
+             "optimizer": {"name": "adam", "learning_rate": 0.002, "warmup_steps": 10},
+             "augment": {"horizontal_flip": False, "random_crop": False, "color": False}}
+    train.update(train_overrides)
+    section = {"image_size": 128, "max_image_size": 160,
+               "first_stage": {"anchors": {"base_size": 64.0, "scales": [0.25, 0.5, 1.0, 2.0]},
+                               "conv_depth": 64, "pre_nms_top_k": 300, "max_proposals": 32,
+                               "batch_size": 64},
+               "second_stage": {"batch_size": 16}}
+    if meta_architecture == "rfcn":
+        section.update(depth=64, crop_size=6)
+    return config_from_dict({
+        "model": {"meta_architecture": meta_architecture,
+                  "feature_extractor": {"name": "mobilenet_v1", "depth_multiplier": 0.25,
+                                        "batchnorm_momentum": 0.9},
+                  meta_architecture: section},
+        "train": train})

@@ -71,7 +71,7 @@ def test_loss_is_lower_for_correct_predictions(model):
 @pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
 def test_hard_negative_mining_losses(loss):
     cfg = tiny_config().model
-    cfg.loss.classification = loss
+    cfg.ssd.loss.classification = loss
     ssd = build_model(cfg, num_classes=2)
     t = ssd.assign_targets(tf.constant([[0.2, 0.2, 0.6, 0.7]]), tf.constant([1]))
     targets = {k: v[None] for k, v in t.items() if k != "match"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 
@@ -61,11 +62,9 @@ class PostProcessConfig:
 
 
 @dataclass
-class ModelConfig:
-    meta_architecture: str = "ssd"
-    num_classes: int = 0  # 0: taken from the dataset at training time
-    image_size: int = 300  # SSD: fixed M x M input
-    feature_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+class SSDConfig:
+    """``model.ssd``: fixed M x M input, multi-scale anchors, one-shot heads."""
+    image_size: int = 300  # fixed M x M input
     extra_depths: list[int] = field(default_factory=lambda: [512, 256, 256, 128])
     use_depthwise: bool = False  # SSDLite: depthwise-separable extra layers and heads
     head_kernel_size: int = 3
@@ -74,6 +73,92 @@ class ModelConfig:
     box_coder_scales: list[float] = field(default_factory=lambda: [10.0, 10.0, 5.0, 5.0])
     loss: LossConfig = field(default_factory=LossConfig)
     post_processing: PostProcessConfig = field(default_factory=PostProcessConfig)
+
+
+@dataclass
+class GridAnchorConfig:
+    """RPN anchors: ``base_size * scale`` boxes of each aspect ratio, one set per RPN cell."""
+    base_size: float = 256.0
+    scales: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0])
+    aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+
+
+@dataclass
+class FirstStageConfig:
+    """The region proposal network (Faster R-CNN and R-FCN)."""
+    anchors: GridAnchorConfig = field(default_factory=GridAnchorConfig)
+    conv_depth: int = 512  # the RPN's 3x3 conv
+    kernel_size: int = 3
+    matcher: MatcherConfig = field(default_factory=lambda: MatcherConfig(0.7, 0.3))
+    batch_size: int = 256  # anchors sampled per image for the RPN loss
+    positive_fraction: float = 0.5
+    pre_nms_top_k: int = 6000
+    nms_iou_threshold: float = 0.7
+    max_proposals: int = 300  # the FIXED number of proposals (padded), training and inference
+    localization_weight: float = 2.0
+    objectness_weight: float = 1.0
+
+
+@dataclass
+class SecondStageConfig:
+    """The per-proposal box classifier."""
+    batch_size: int = 64  # proposals sampled per image for the second-stage loss
+    positive_fraction: float = 0.25
+    matcher: MatcherConfig = field(default_factory=lambda: MatcherConfig(0.5, 0.5))
+    add_groundtruth_to_proposals: bool = True  # training only: gt boxes join the candidates
+    localization_weight: float = 2.0
+    classification_weight: float = 1.0
+    box_coder_scales: list[float] = field(default_factory=lambda: [10.0, 10.0, 5.0, 5.0])
+    post_processing: PostProcessConfig = field(
+        default_factory=lambda: PostProcessConfig(score_threshold=0.0))
+
+
+@dataclass
+class FasterRcnnConfig:
+    """``model.faster_rcnn``: shorter edge M (longer edge at most ``max_image_size``), padded to
+    a ``max_image_size`` square; crops of the RPN map go through the extractor's remaining layers."""
+    image_size: int = 600  # shorter edge M
+    max_image_size: int = 1024  # longer-edge cap = the padded input's side
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
+    second_stage: SecondStageConfig = field(default_factory=SecondStageConfig)
+    crop_size: int = 14  # crop_and_resize output, then a 2x2 max-pool
+    maxpool_kernel_size: int = 2
+
+
+@dataclass
+class RfcnConfig:
+    """``model.rfcn``: the whole extractor at the RPN's stride, position-sensitive score maps."""
+    image_size: int = 600
+    max_image_size: int = 1024
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
+    second_stage: SecondStageConfig = field(default_factory=SecondStageConfig)
+    depth: int = 1024  # 1x1 conv before the position-sensitive maps
+    num_bins: int = 3  # k x k position-sensitive bins
+    crop_size: int = 9  # samples per box side (crop_size / num_bins per bin)
+
+
+SECTIONS = {"ssd": SSDConfig, "faster_rcnn": FasterRcnnConfig, "rfcn": RfcnConfig}
+
+
+@dataclass
+class ModelConfig:
+    """``model``: the meta-architecture, the extractor, and ONE section with the
+    meta-architecture's own settings (``model.ssd`` / ``model.faster_rcnn`` / ``model.rfcn``)."""
+    meta_architecture: str = "ssd"
+    num_classes: int = 0  # 0: taken from the dataset at training time
+    feature_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    ssd: SSDConfig | None = None
+    faster_rcnn: FasterRcnnConfig | None = None
+    rfcn: RfcnConfig | None = None
+
+    def __post_init__(self):
+        if self.meta_architecture in SECTIONS and getattr(self, self.meta_architecture) is None:
+            setattr(self, self.meta_architecture, SECTIONS[self.meta_architecture]())
+
+    @property
+    def section(self):
+        """The active meta-architecture's section (e.g. ``model.faster_rcnn``)."""
+        return getattr(self, self.meta_architecture)
 
 
 @dataclass
@@ -110,6 +195,13 @@ class TrainConfig:
     # larger datasets are streamed from disk. 0 = image_size.
     cache_size: int = 0
     max_cache_gb: float = 6.0
+    # Two-stage models get each image's ground truth padded to this many boxes; images with
+    # more keep the largest ones (counted in train_log.json's "skipped").
+    max_boxes_per_image: int = 100
+    # Start from another model's weights (TF OD API fine_tune_checkpoint): a run or zoo
+    # directory, a checkpoint prefix, or a Keras weights file (.h5 / .weights.h5).
+    init_from: str = ""
+    init_scope: str = "backbone"  # backbone | all
 
 
 @dataclass
@@ -118,7 +210,11 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name in SECTIONS:  # only the active meta-architecture's section
+            if data["model"][name] is None:
+                del data["model"][name]
+        return data
 
 
 def _convert(cls, value, where: str, source: str):
@@ -136,6 +232,9 @@ def _convert(cls, value, where: str, source: str):
         kwargs = {k: _convert(hints[k], v, _join(where, k), source) for k, v in value.items()}
         return cls(**kwargs)
     origin = typing.get_origin(cls)
+    if origin in (typing.Union, types.UnionType):  # "X | None": an optional section
+        (inner,) = [a for a in typing.get_args(cls) if a is not type(None)]
+        return None if value is None else _convert(inner, value, where, source)
     if origin is list:
         (item,) = typing.get_args(cls)
         if not isinstance(value, (list, tuple)):
@@ -154,8 +253,69 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def _resolve_sections(model: dict, source: str) -> tuple[dict, SSDConfig | None]:
+    """Checks ``model``'s meta-architecture sections; an old flat SSD layout (SSD keys directly
+    under ``model``, as written before the sections existed) is returned apart, converted
+    (its errors name the keys as written, e.g. ``model.anchors.min_scale``)."""
+    model = dict(model)
+    legacy = [k for k in model if k in {f.name for f in dataclasses.fields(SSDConfig)}]
+    given = [k for k in SECTIONS if k in model]
+    arch = model.get("meta_architecture")
+    if arch is not None and arch not in SECTIONS:
+        raise ConfigError(f"{source}: unknown 'model.meta_architecture' {arch!r}; valid: "
+                          f"{', '.join(SECTIONS)}")
+    if legacy:
+        if given or (arch not in (None, "ssd")):
+            where = f"model.{given[0]}" if given else f"model.meta_architecture={arch!r}"
+            raise ConfigError(f"{source}: 'model.{legacy[0]}' is an SSD setting: put it under "
+                              f"'model.ssd' (it cannot be mixed with {where})")
+        flat = _convert(SSDConfig, {k: model.pop(k) for k in legacy}, "model", source)
+        model["meta_architecture"] = "ssd"
+        return model, flat
+    if len(given) > 1:
+        raise ConfigError(f"{source}: 'model.{given[0]}' and 'model.{given[1]}' are sections of "
+                          "two meta-architectures; a config describes one model: keep one")
+    if arch is None:
+        model["meta_architecture"] = given[0] if given else "ssd"
+    elif given and given[0] != arch:
+        raise ConfigError(f"{source}: 'model.{given[0]}' given but 'model.meta_architecture' is "
+                          f"{arch!r}; rename the section to 'model.{arch}' or change the "
+                          "meta-architecture")
+    return model, None
+
+
 def config_from_dict(data: dict, source: str = "<dict>") -> Config:
-    return _convert(Config, data or {}, "", source)
+    if not isinstance(data or {}, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {data!r}")
+    data, flat_ssd = dict(data or {}), None
+    if isinstance(data.get("model"), dict):
+        data["model"], flat_ssd = _resolve_sections(data["model"], source)
+    config = _convert(Config, data, "", source)
+    if flat_ssd is not None:
+        config.model.ssd = flat_ssd
+    _check_values(config, source)
+    return config
+
+
+def _check_values(config: Config, source: str) -> None:
+    """Value checks that types cannot express, each naming its key."""
+    m, t = config.model, config.train
+    if t.init_scope not in ("backbone", "all"):
+        raise ConfigError(f"{source}: 'train.init_scope' must be 'backbone' or 'all', got "
+                          f"{t.init_scope!r}")
+    if t.max_boxes_per_image < 1:
+        raise ConfigError(f"{source}: 'train.max_boxes_per_image' must be >= 1")
+    if m.meta_architecture == "ssd":
+        return
+    arch, key = m.section, f"model.{m.meta_architecture}"
+    fs = arch.first_stage
+    if not 1 <= fs.max_proposals <= fs.pre_nms_top_k:
+        raise ConfigError(f"{source}: '{key}.first_stage.max_proposals' must be in 1.."
+                          f"{key}.first_stage.pre_nms_top_k ({fs.pre_nms_top_k}), got "
+                          f"{fs.max_proposals}")
+    if arch.image_size > arch.max_image_size:
+        raise ConfigError(f"{source}: '{key}.image_size' ({arch.image_size}, the shorter edge) "
+                          f"exceeds '{key}.max_image_size' ({arch.max_image_size})")
 
 
 def load_config(path: str | os.PathLike) -> Config:

@@ -36,12 +36,12 @@ def package_run(run_dir: str, out_dir: str, checkpoint: str | None = None) -> di
                 shutil.copy(os.path.join(run_dir, f), os.path.join(tmp, f))
         ckpt_dir = os.path.join(tmp, "checkpoints")
         manager = tf.train.CheckpointManager(  # writes the state file latest_checkpoint reads
-            tf.train.Checkpoint(model=model.keras_model), ckpt_dir, max_to_keep=1)
+            model.checkpoint(), ckpt_dir, max_to_keep=1)
         step = re.search(r"-(\d+)$", name)  # keep the training step in the name when known
         name = os.path.basename(manager.save(checkpoint_number=int(step[1]) if step else 0))
         info = {"source_run": run_dir, "source_checkpoint": ckpt,
                 "checkpoint": f"checkpoints/{name}", "weights_only": True,
-                "parameters": int(model.keras_model.count_params()),
+                "parameters": model.count_params(),
                 "bytes": sum(os.path.getsize(os.path.join(ckpt_dir, f))
                              for f in os.listdir(ckpt_dir)),
                 "categories": labels.get("category_names"),

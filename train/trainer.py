@@ -78,8 +78,7 @@ class Trainer:
             self.model = build_model(config.model, num_classes)
             self.schedule = build_schedule(tc.optimizer, tc.steps)
             self.optimizer = build_optimizer(tc.optimizer, self.schedule)
-            self.checkpoint = tf.train.Checkpoint(model=self.model.keras_model,
-                                                  optimizer=self.optimizer)
+            self.checkpoint = self.model.checkpoint(optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(out_dir, "checkpoints"), max_to_keep=tc.keep_checkpoints)
 
@@ -99,9 +98,10 @@ class Trainer:
 
     def _step_fn(self, images, targets):
         model, replicas = self.model, self.strategy.num_replicas_in_sync
-        variables = model.keras_model.trainable_variables
+        variables = model.trainable_variables
         with tf.GradientTape() as tape:
-            losses = model.loss(model.predict(images, training=True), targets)
+            predictions = model.predict(images, targets.get("windows"), targets, training=True)
+            losses = model.loss(predictions, targets)
             losses["regularization"] = model.regularization_loss()
             losses["total"] = losses["total"] + losses["regularization"]
             scaled = losses["total"] / replicas  # gradients are summed over replicas
@@ -153,11 +153,11 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
         print(f"{out_dir}: already trained for {start}/{tc.steps} steps; nothing to do")
         return {"steps": start}
 
-    size = tc.cache_size or config.model.image_size
-    cache = cache_images(dataset, size, tc.max_cache_gb, progress=progress)
+    cache = cache_images(dataset, trainer.model.image_resizer, tc.max_cache_gb,
+                         progress=progress, square_size=tc.cache_size,
+                         max_boxes=tc.max_boxes_per_image)
     ds = train_dataset(cache, trainer.model, batch_size=tc.batch_size,
-                       image_size=config.model.image_size, augment_config=tc.augment,
-                       seed=tc.seed, start_step=start)
+                       augment_config=tc.augment, seed=tc.seed, start_step=start)
     iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "logs"))
 

@@ -42,12 +42,23 @@ def balanced_positive_sample(indicator, positives, batch_size=256, positive_frac
     ``batch_size`` is filled with negatives (``indicator & ~positives``), as in the TF OD API's
     BalancedPositiveNegativeSampler.
     """
+    return batch_balanced_sample(tf.convert_to_tensor(indicator, tf.bool)[None],
+                                 tf.convert_to_tensor(positives, tf.bool)[None], batch_size,
+                                 positive_fraction, seed)[0]
+
+
+def batch_balanced_sample(indicator, positives, batch_size=256, positive_fraction=0.5,
+                          seed=None):
+    """Per row, :func:`balanced_positive_sample`: ``indicator [B, N]``, ``positives [B, N]``
+    bool -> selected ``[B, N]`` bool (at most ``batch_size`` per row, at most
+    ``int(batch_size * positive_fraction)`` of them positive; rows sampled independently).
+    Faster R-CNN: RPN 256 anchors, half positive; box classifier 64 proposals, a quarter."""
     indicator = tf.convert_to_tensor(indicator, tf.bool)
     positives = tf.convert_to_tensor(positives, tf.bool)
     pos = tf.logical_and(indicator, positives)
     neg = tf.logical_and(indicator, tf.logical_not(positives))
     noise = tf.random.uniform(tf.shape(indicator), seed=seed)
-    num_pos = tf.minimum(tf.reduce_sum(tf.cast(pos, tf.int32)),
+    num_pos = tf.minimum(tf.reduce_sum(tf.cast(pos, tf.int32), axis=-1),
                          int(batch_size * positive_fraction))
-    num_neg = tf.minimum(tf.reduce_sum(tf.cast(neg, tf.int32)), batch_size - num_pos)
+    num_neg = tf.minimum(tf.reduce_sum(tf.cast(neg, tf.int32), axis=-1), batch_size - num_pos)
     return tf.logical_or(_top_k_mask(noise, pos, num_pos), _top_k_mask(noise, neg, num_neg))

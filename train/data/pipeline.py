@@ -1,7 +1,8 @@
 """The tf.data input pipeline: decoded images in memory -> augmentation -> per-anchor targets.
 
-Images are decoded once (OpenCV, several threads) and resized to a square ``cache_size``
-(SSD resizes to M x M anyway), so an epoch costs no JPEG decoding. The order of examples is a
+Images are decoded once (OpenCV, several threads) and resized by the model's image resizer
+(SSD: a square, ``train.cache_size`` or M; two-stage: shorter edge M, padded, with the true
+window kept), so an epoch costs no JPEG decoding. The order of examples is a
 pure function of (seed, element index): element ``e`` of the stream is example
 ``index_shuffle(e mod N, seed=(seed, e div N))``; resuming at step ``s`` therefore continues with
 exactly the examples that the interrupted run would have seen next.
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 class ImageCache:
     """Decoded, resized images and padded ground truth of a dataset.
 
-    images: uint8 [N, S, S, 3]; boxes: float32 [N, G, 4] normalised; labels: int32 [N, G];
+    images: uint8 [N, H, W, 3] (image at the top left, zero padding below/right);
+    windows: float32 [N, 2] (the image's height, width as fractions of H, W);
+    boxes: float32 [N, G, 4] normalised to the image (not the padding); labels: int32 [N, G];
     counts: int32 [N] (valid boxes per image); examples: the N source examples kept.
     """
     images: np.ndarray
@@ -37,75 +40,104 @@ class ImageCache:
     counts: np.ndarray
     examples: list
     skipped: collections.Counter
+    windows: np.ndarray = None
 
     def __len__(self) -> int:
         return len(self.examples)
 
 
-def _decode_resized(example, size: int):
+def _decode_resized(example, resizer):
     try:
         if example.encoded is not None:
             image = load_image(data=example.encoded, name=example.file_name or str(example.image_id))
         else:
             image = load_image(example.file_name)
     except DataError as e:
-        return None, str(e)
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), None
+        return None, None, str(e)
+    return (*resizer.resize_numpy(image), None)
 
 
-def cache_images(dataset, size: int, max_gb: float = 6.0, workers: int | None = None,
-                 progress: bool = True) -> ImageCache:
-    """Decodes every image of ``dataset`` to ``size`` x ``size``; skips (and counts) bad ones."""
+def _largest(example, max_boxes: int):
+    """Indices of the ``max_boxes`` largest boxes of ``example`` (in their original order)."""
+    b = np.asarray(example.boxes, np.float32).reshape(-1, 4)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return np.sort(np.argsort(-area, kind="stable")[:max_boxes])
+
+
+def cache_images(dataset, resizer, max_gb: float = 6.0, workers: int | None = None,
+                 progress: bool = True, square_size: int = 0,
+                 max_boxes: int | None = None) -> ImageCache:
+    """Decodes every image of ``dataset`` with ``resizer`` (an int: a square of that size);
+    skips (and counts) bad ones. ``square_size``: a fixed-shape (SSD) cache at that size
+    instead (augmentation crops then resize to M). ``max_boxes``: images with more ground-truth
+    boxes keep the largest ones, counted in ``skipped``."""
+    from train.core.image_resizer import FixedShapeResizer
+
+    if isinstance(resizer, int):
+        resizer = FixedShapeResizer(resizer)
+    if square_size and not resizer.keep_aspect_ratio:
+        resizer = FixedShapeResizer(square_size)
     examples = dataset.examples
-    need_gb = len(examples) * size * size * 3 / 1e9
+    h, w = resizer.output_shape
+    need_gb = len(examples) * h * w * 3 / 1e9
     if need_gb > max_gb:
         raise MemoryError(
-            f"{dataset.source}: {len(examples)} images at {size}x{size} need {need_gb:.1f} GB in "
+            f"{dataset.source}: {len(examples)} images at {h}x{w} need {need_gb:.1f} GB in "
             f"memory, over train.max_cache_gb={max_gb}; raise it or lower train.cache_size")
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
-    images = np.zeros((len(examples), size, size, 3), np.uint8)
-    max_boxes = max([len(e.classes) for e in examples] + [1])
-    boxes = np.zeros((len(examples), max_boxes, 4), np.float32)
-    labels = np.zeros((len(examples), max_boxes), np.int32)
+    images = np.zeros((len(examples), h, w, 3), np.uint8)
+    windows = np.ones((len(examples), 2), np.float32)
+    most = max([len(e.classes) for e in examples] + [1])
+    width = min(most, max_boxes) if max_boxes else most
+    boxes = np.zeros((len(examples), width, 4), np.float32)
+    labels = np.zeros((len(examples), width), np.int32)
     counts = np.zeros(len(examples), np.int32)
     kept, skipped, n = [], collections.Counter(), 0
     with ThreadPoolExecutor(workers) as pool:
-        iterator = pool.map(lambda e: _decode_resized(e, size), examples)
+        iterator = pool.map(lambda e: _decode_resized(e, resizer), examples)
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(iterator, total=len(examples), desc=f"decoding images ({size}px)",
+            iterator = tqdm(iterator, total=len(examples), desc=f"decoding images ({h}x{w})",
                             unit="img", dynamic_ncols=True)
-        for example, (image, error) in zip(examples, iterator):
+        for example, (image, window, error) in zip(examples, iterator):
             if image is None:
                 skipped["unreadable image (skipped)"] += 1
                 if skipped["unreadable image (skipped)"] <= 3:
                     log.warning("skipping %s", error)
                 continue
-            images[n] = image
-            k = len(example.classes)
-            boxes[n, :k], labels[n, :k], counts[n] = example.boxes, example.classes, k
+            images[n], windows[n] = image, window
+            index = np.arange(len(example.classes))
+            if len(index) > width:
+                skipped[f"boxes beyond train.max_boxes_per_image={width} (smallest dropped)"] += (
+                    len(index) - width)
+                index = _largest(example, width)
+            k = len(index)
+            boxes[n, :k] = np.asarray(example.boxes, np.float32).reshape(-1, 4)[index]
+            labels[n, :k] = np.asarray(example.classes)[index]
+            counts[n] = k
             kept.append(example)
             n += 1
     if skipped:
-        log.warning("%s: %d unreadable images skipped", dataset.source, sum(skipped.values()))
+        log.warning("%s: %s", dataset.source, ", ".join(f"{v} {k}" for k, v in skipped.items()))
     if not kept:
         raise DataError(f"{dataset.source}: none of the {len(examples)} images could be read")
-    return ImageCache(images[:n], boxes[:n], labels[:n], counts[:n], kept, skipped)
+    return ImageCache(images[:n], boxes[:n], labels[:n], counts[:n], kept, skipped, windows[:n])
 
 
 def _example_fn(cache: ImageCache):
-    """Returns a tf function: example index -> (image uint8 [S,S,3], boxes [G,4], labels [G])."""
+    """Returns a tf function: example index -> (image uint8 [h, w, 3] without the padding,
+    boxes [g, 4], labels [g])."""
+    height, width = cache.images.shape[1:3]
 
     def fetch(i):
         k = cache.counts[i]
-        return cache.images[i], cache.boxes[i, :k], cache.labels[i, :k]
-
-    size = cache.images.shape[1]
+        h, w = (int(round(v)) for v in cache.windows[i] * (height, width))
+        return cache.images[i, :h, :w], cache.boxes[i, :k], cache.labels[i, :k]
 
     def fn(index):
         image, boxes, labels = tf.numpy_function(fetch, [index], [tf.uint8, tf.float32, tf.int32],
                                                  stateful=False)
-        image.set_shape([size, size, 3])
+        image.set_shape([None, None, 3])
         boxes.set_shape([None, 4])
         labels.set_shape([None])
         return image, boxes, labels
@@ -113,11 +145,26 @@ def _example_fn(cache: ImageCache):
     return fn
 
 
-def train_dataset(cache: ImageCache, model, *, batch_size: int, image_size: int,
-                  augment_config, seed: int = 0, start_step: int = 0) -> tf.data.Dataset:
-    """Infinite batches of (images float32 [B,M,M,3] 0..255, targets dict of [B,A,...])."""
+def pad_groundtruth(boxes, labels, max_boxes: int) -> dict:
+    """``boxes [g, 4]``, ``labels [g]`` -> ``gt_boxes [G, 4]``, ``gt_labels [G]`` (zeros past
+    ``num_gt``), ``num_gt []`` int32, with G = ``max_boxes`` (g > G keeps the first G)."""
+    boxes, labels = boxes[:max_boxes], tf.cast(labels[:max_boxes], tf.int32)
+    g = tf.shape(boxes)[0]
+    return {"gt_boxes": tf.ensure_shape(tf.pad(boxes, [[0, max_boxes - g], [0, 0]]),
+                                        [max_boxes, 4]),
+            "gt_labels": tf.ensure_shape(tf.pad(labels, [[0, max_boxes - g]]), [max_boxes]),
+            "num_gt": g}
+
+
+def train_dataset(cache: ImageCache, model, *, batch_size: int, augment_config, seed: int = 0,
+                  start_step: int = 0) -> tf.data.Dataset:
+    """Infinite batches of (images float32 [B, H, W, 3] 0..255, targets): ``targets`` holds
+    ``model.assign_targets``' tensors, ``windows [B, 2]`` (the true image in the padded input)
+    and the padded ground truth (``gt_boxes [B, G, 4]`` normalised to the padded input,
+    ``gt_labels [B, G]``, ``num_gt [B]``; G = the cache's box width)."""
     n = len(cache)
     fetch = _example_fn(cache)
+    max_boxes = cache.boxes.shape[1]
 
     def shuffled_index(element):
         epoch, position = element // n, element % n
@@ -135,11 +182,13 @@ def train_dataset(cache: ImageCache, model, *, batch_size: int, image_size: int,
                 tf.random.uniform([]) < p,
                 lambda: augment.ssd_random_crop(image, boxes, labels),
                 lambda: (image, boxes, labels))
-        image = tf.image.resize(image, [image_size, image_size])
-        if augment_config.color:
+        if augment_config.color:  # before padding: the padding stays black
             image = augment.random_color(image)
+        image, window = model.image_resizer.resize(image)
+        boxes = boxes * tf.tile(window, [2])[None, :]  # image -> padded input coordinates
         targets = model.assign_targets(boxes, labels)
         targets.pop("match", None)
+        targets.update(pad_groundtruth(boxes, labels, max_boxes), windows=window)
         return image, targets
 
     ds = tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
@@ -148,6 +197,7 @@ def train_dataset(cache: ImageCache, model, *, batch_size: int, image_size: int,
 
 
 def eval_batches(cache: ImageCache, batch_size: int = 16):
-    """Yields (first index, images float32 [b, S, S, 3]) over the cache, in order."""
+    """Yields (first index, images float32 [b, H, W, 3], windows float32 [b, 2]) in order."""
     for start in range(0, len(cache), batch_size):
-        yield start, cache.images[start:start + batch_size].astype(np.float32)
+        yield (start, cache.images[start:start + batch_size].astype(np.float32),
+               cache.windows[start:start + batch_size])

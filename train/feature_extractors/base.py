@@ -69,16 +69,20 @@ class FeatureExtractor:
         """float32 [B, H, W, 3] in 0..255 -> float32 in [-1, 1] (all of our networks use this)."""
         return images * (2.0 / 255.0) - 1.0
 
-    def backbone(self, input_shape: tuple, endpoints: tuple | None = None) -> keras.Model:
+    def backbone(self, input_shape: tuple, endpoints: tuple | None = None,
+                 output_stride: int | None = None) -> keras.Model:
         """Preprocessed image [B, *input_shape] -> {endpoint: [B, h, w, c]}.
 
         ``input_shape`` is (H, W, 3); H and W may be None (any size). ``endpoints`` selects a subset
         of ``self.endpoints`` (default: all); the model contains only the layers they need.
+        ``output_stride`` (e.g. 16): no map coarser than that, by atrous convolution (R-FCN).
         """
         raise NotImplementedError
 
-    def box_classifier(self, input_shape: tuple) -> keras.Model:
-        """Crops of ``rpn_endpoint`` [N, *input_shape] -> [N, h', w', c'] (two-stage second stage)."""
+    def box_classifier(self, input_shape: tuple, input_stride: int | None = None) -> keras.Model:
+        """Crops of ``rpn_endpoint`` [N, *input_shape] -> [N, h', w', c'] (Faster R-CNN's second
+        stage). ``input_stride``: applied to the whole ``rpn_endpoint`` map of that stride
+        instead, keeping it (atrous; R-FCN) -> [B, h, w, c']."""
         raise NotImplementedError
 
     def classifier(self, input_shape: tuple = (224, 224, 3), classes: int = 1000) -> keras.Model:
@@ -112,7 +116,8 @@ def _inbound(layer_cfg) -> list:
 def rebuild_application(model: keras.Model, input_shape: tuple, *, name: str,
                         batchnorm_momentum: float, weight_decay: float,
                         outputs: dict[str, str] | None = None,
-                        start_after: str | None = None) -> keras.Model:
+                        start_after: str | None = None, output_stride: int | None = None,
+                        input_stride: int = 1) -> keras.Model:
     """Rebuilds a ``keras.applications`` functional model from its config, changed so that:
 
     * every ``ZeroPadding2D`` + "valid" strided conv becomes a conv with TF "SAME" padding (Keras'
@@ -125,7 +130,12 @@ def rebuild_application(model: keras.Model, input_shape: tuple, *, name: str,
     * with ``start_after``: the layers before and including that layer are dropped and a new input
       of ``input_shape`` feeds its consumers (a two-stage box classifier);
     * with ``outputs`` ({key: layer name}): the model outputs that dict and holds only the layers
-      needed for it; otherwise the original outputs.
+      needed for it; otherwise the original outputs;
+    * with ``output_stride``: atrous (dilated) convolution keeps the output at that stride
+      (TF-slim / DeepLab): a strided layer that would pass it gets stride 1 and every later
+      convolution is dilated by the strides removed, so the receptive field is kept (paper
+      Sec. 3.1). ``input_stride`` is the stride of the model's input (a box classifier applied
+      to a whole stride-16 map: 16).
 
     Weights are freshly initialised (we never load pre-trained weights).
     """
@@ -181,6 +191,10 @@ def rebuild_application(model: keras.Model, input_shape: tuple, *, name: str,
         raise ValueError(f"train/feature_extractors/base.py: slice of {model.name} after "
                          f"{start_after} needs layers before it: {orphans}")
 
+    if output_stride is not None:
+        _make_atrous(layers, [n for n in order if n in needed], input_name, output_stride,
+                     input_stride)
+
     # 4. Hyperparameters.
     reg = kernel_regularizer(weight_decay)
     for n in needed:
@@ -202,6 +216,34 @@ def rebuild_application(model: keras.Model, input_shape: tuple, *, name: str,
                        name=name)
 
 
+_STRIDED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
+
+
+def _make_atrous(layers: dict, order: list, input_name: str, output_stride: int,
+                 input_stride: int) -> None:
+    """Rewrites layer configs in place so no tensor's stride exceeds ``output_stride``."""
+    stride, rate = {input_name: input_stride}, {input_name: 1}
+    for n in order:
+        if n == input_name:
+            continue
+        cfg, kind = layers[n]["config"], layers[n]["class_name"]
+        sources = [t[0] for t in _inbound(layers[n])]
+        s_in = max(stride[t] for t in sources)
+        r_in = max(rate[t] for t in sources)
+        s = int(cfg.get("strides", [1])[0]) if kind in _STRIDED else 1
+        if s > 1 and s_in * s > output_stride:
+            cfg["strides"] = [1, 1]
+            if kind.endswith("Pooling2D"):
+                cfg["padding"] = "same"
+            r_out, s_out = r_in * s, s_in
+        else:
+            r_out, s_out = r_in, s_in * s
+        kernel = cfg.get("kernel_size", [1])
+        if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D") and max(kernel) > 1:
+            cfg["dilation_rate"] = [r_in, r_in]  # this layer samples its (un-strided) input
+        stride[n], rate[n] = s_out, r_out
+
+
 class ApplicationExtractor(FeatureExtractor):
     """A FeatureExtractor made from a ``keras.applications`` model (subclasses define
     ``_application``); every model is rebuilt by ``rebuild_application``."""
@@ -217,14 +259,16 @@ class ApplicationExtractor(FeatureExtractor):
                                    name=name, batchnorm_momentum=self.batchnorm_momentum,
                                    weight_decay=self.weight_decay, **kwargs)
 
-    def backbone(self, input_shape, endpoints=None):
+    def backbone(self, input_shape, endpoints=None, output_stride=None):
         input_shape = self._check_input_shape(input_shape)
         outputs = {e: self.endpoint_layers[e] for e in self._check_endpoints(endpoints)}
-        return self._rebuild(input_shape, f"{self.name}_backbone", outputs=outputs)
+        return self._rebuild(input_shape, f"{self.name}_backbone", outputs=outputs,
+                             output_stride=output_stride)
 
-    def box_classifier(self, input_shape):
+    def box_classifier(self, input_shape, input_stride=None):
         return self._rebuild(input_shape, f"{self.name}_box_classifier",
-                             start_after=self.endpoint_layers[self.rpn_endpoint])
+                             start_after=self.endpoint_layers[self.rpn_endpoint],
+                             output_stride=input_stride, input_stride=input_stride or 1)
 
     def classifier(self, input_shape=(224, 224, 3), classes=1000):
         return self._rebuild(self._check_input_shape(input_shape), f"{self.name}_classifier",

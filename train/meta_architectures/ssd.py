@@ -19,23 +19,25 @@ from train.core import anchors as anchor_lib
 from train.core import losses, post_processing, target_assigner
 from train.core.box_coder import FasterRcnnBoxCoder
 from train.core.box_predictor import convolutional_box_predictor
+from train.core.image_resizer import FixedShapeResizer
 from train.core.matcher import ArgMaxMatcher
 from train.core.sampler import hard_negative_mining
 from train.feature_extractors.ssd_layers import ssd_feature_maps
+from train.meta_architectures.base import DetectionModel
 
 
-class SSD(tf.Module):
-    """Single Shot Detector.
+class SSD(DetectionModel):
+    """Single Shot Detector (the contract is in base.py).
 
-    Contract:
-      * input images: float32 ``[B, M, M, 3]`` RGB in 0..255 (already resized to M x M);
+      * input images: float32 ``[B, M, M, 3]`` RGB in 0..255 (stretched to M x M: windows are
+        the whole input and ignored);
       * :meth:`predict` -> ``box_encodings [B, A, 4]`` (ty, tx, th, tw w.r.t. the anchors),
         ``class_logits [B, A, K+1]`` (column 0 = background);
-      * :meth:`postprocess` -> ``boxes [B, N, 4]`` normalised (ymin, xmin, ymax, xmax),
-        ``scores [B, N]``, ``classes [B, N]`` int32 in 1..K, ``num_detections [B]``;
-      * :meth:`assign_targets` turns one image's ground truth into per-anchor targets (run in
-        the input pipeline), and :meth:`loss` compares predictions with a batch of them.
+      * :meth:`assign_targets` -> per-anchor ``cls_targets [A]``, ``reg_targets [A, 4]``,
+        ``reg_weights [A]``, ``cls_weights [A]`` (run in the input pipeline).
     """
+
+    meta_architecture = "ssd"
 
     def __init__(self, *, extractor, num_classes: int, image_size: int = 300,
                  extra_depths=(512, 256, 256, 128), use_depthwise: bool = False,
@@ -46,6 +48,7 @@ class SSD(tf.Module):
         self.extractor = extractor
         self.num_classes = num_classes
         self.image_size = image_size
+        self.image_resizer = FixedShapeResizer(image_size)
         self.matcher = matcher or ArgMaxMatcher(0.5, 0.5)
         self.box_coder = box_coder or FasterRcnnBoxCoder()
         self.loss_config = loss_config or LossConfig()
@@ -53,6 +56,7 @@ class SSD(tf.Module):
         anchor_kwargs = dict(anchor_kwargs or {})
 
         backbone = extractor.backbone((image_size, image_size, 3))
+        self._backbone_layers = frozenset(l.name for l in backbone.layers)
         features = backbone.output  # dict {endpoint: tensor}; used directly keeps the model flat
         fmaps = ssd_feature_maps(features, extractor, extra_depths=tuple(extra_depths),
                                  batchnorm_momentum=extractor.batchnorm_momentum,
@@ -68,6 +72,7 @@ class SSD(tf.Module):
             weight_decay=extractor.weight_decay, batchnorm_momentum=extractor.batchnorm_momentum)
         # One flat Keras model (no nested models), so tfmot can annotate every layer for QAT.
         self.keras_model = keras.Model(backbone.inputs, [box_enc, logits], name=f"{name}_predictor")
+        self.keras_models = {"model": self.keras_model}
         anchors = anchor_lib.ssd_anchors(self.feature_map_sizes, **anchor_kwargs)
         self.anchors_np = anchors
         self.anchors = tf.constant(anchors, tf.float32)
@@ -78,9 +83,9 @@ class SSD(tf.Module):
     def num_anchors(self) -> int:
         return int(self.anchors_np.shape[0])
 
-    def predict(self, images, training: bool = False) -> dict:
+    def predict(self, images, windows=None, targets=None, training: bool = False) -> dict:
         """images float32 [B, M, M, 3] in 0..255 -> raw predictions (see class docstring)."""
-        box_enc, logits = self.keras_model(self.extractor.preprocess(images), training=training)
+        box_enc, logits = self.keras_model(self.preprocess(images), training=training)
         return {"box_encodings": box_enc, "class_logits": logits}
 
     def assign_targets(self, boxes, labels) -> dict:
@@ -122,13 +127,10 @@ class SSD(tf.Module):
                 "total": cfg.localization_weight * localization
                 + cfg.classification_weight * classification}
 
-    def regularization_loss(self):
-        return tf.add_n(self.keras_model.losses) if self.keras_model.losses else tf.constant(0.0)
-
     def score_fn(self) -> str:
         return "softmax" if self.loss_config.classification == "softmax" else "sigmoid"
 
-    def postprocess(self, predictions: dict) -> dict:
+    def postprocess(self, predictions: dict, windows=None) -> dict:
         """Decodes boxes, converts scores and runs class-aware NMS (see class docstring)."""
         boxes = self.box_coder.decode(predictions["box_encodings"], self.anchors)
         scores = post_processing.convert_scores(predictions["class_logits"], self.score_fn())
@@ -138,6 +140,13 @@ class SSD(tf.Module):
             max_detections_per_class=p.max_detections_per_class,
             max_total_detections=p.max_total_detections)
 
-    def detect(self, images) -> dict:
-        """images float32 [B, M, M, 3] 0..255 -> post-processed detections."""
-        return self.postprocess(self.predict(images, training=False))
+    def backbone_layer_names(self) -> set[str]:
+        return set(self._backbone_layers)
+
+    def export_spec(self) -> dict:
+        """For the TFLite exporter: ``keras_model`` (normalised images -> box encodings, class
+        logits), ``anchors [A, 4]``, ``box_coder_scales``, ``score_fn``, ``post_processing``
+        (a PostProcessConfig) and ``image_size`` M."""
+        return {"keras_model": self.keras_model, "anchors": self.anchors_np,
+                "box_coder_scales": self.box_coder.scale_factors, "score_fn": self.score_fn(),
+                "post_processing": self.post_config, "image_size": self.image_size}
