@@ -5,7 +5,10 @@
 * agreement with TensorFlow on real images: each TensorFlow detection is paired with the
   TFLite detection of the same class that overlaps it most. For float32 the pairs must be
   identical (IoU >= 0.9999, scores within 1e-4, nothing unpaired except detections tied at the
-  cut-off); quantized models only report how close they come.
+  cut-off); quantized models only report how close they come. Like is compared with like:
+  TensorFlow's ``batch_multiclass_nms`` clips and drops zero-area boxes, the fused op does
+  neither, so the TFLite side is the op's output as edge_runtime parses it (clipped, zero-area
+  boxes dropped), never the op's raw rows.
 """
 from __future__ import annotations
 
@@ -47,11 +50,14 @@ def _iou(box, boxes):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), (union == 0) * 1.0)
 
 
-def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1e-4) -> dict:
+def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1e-4,
+                    truncated_at: float | None = None) -> dict:
     """Pairs one image's detections. ``ref``/``got``: dicts of boxes [N, 4], classes [N],
     scores [N] (sorted by score). Unpaired detections scoring within ``tol`` of the cut-off
     (the score threshold, or the other list's lowest score when it is full) are "borderline":
-    which of two tied boxes is kept is not a disagreement."""
+    which of two tied boxes is kept is not a disagreement. ``truncated_at``: the lowest score
+    of the op's list when it was full before zero-area boxes were dropped (the lists are then
+    shorter than ``max_detections`` but were still cut there)."""
     used = np.zeros(len(got["scores"]), bool)
     ious, score_diffs, unpaired_ref = [], [], []
     for i in np.argsort(-ref["scores"], kind="stable"):
@@ -68,8 +74,9 @@ def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1
     unpaired_got = [float(s) for s in got["scores"][~used]]
 
     def cutoff(other):
-        full = len(other["scores"]) >= max_detections
-        return max(score_threshold, float(other["scores"].min()) if full else 0.0)
+        if len(other["scores"]) >= max_detections:
+            return max(score_threshold, float(other["scores"].min()))
+        return max(score_threshold, truncated_at if truncated_at is not None else 0.0)
 
     def hard(unpaired, other):
         return [s for s in unpaired if s > cutoff(other) + tol]
@@ -85,22 +92,30 @@ def agreement(source, detector, images: np.ndarray, strict: bool) -> dict:
     ``[n, M, M, 3]``) and summarises how their detections pair up (see module docstring).
     ``strict``: raise ExportError unless they are identical within the float tolerances."""
     nms = source.nms
-    per_image = []
+    per_image, dropped = [], 0
     for image in images:
         x = ((image.astype(np.float32) - source.mean) / source.std)[None]
         out = {k: np.asarray(v) for k, v in source.detect(x).items()}
         n = int(out["num_detections"][0])
         ref = {"boxes": out["boxes"][0, :n], "classes": out["classes"][0, :n].astype(int),
                "scores": out["scores"][0, :n]}
-        d = detector.detect(image)
+        detector.invoke(detector.preprocess(image))  # = detector.detect(image), keeping the
+        raw = detector.raw_outputs()                 # op's own rows for the cut-off
+        d = detector.parse(raw)  # clipped, zero-area boxes dropped: what TensorFlow returns
         got = {"boxes": d.boxes, "classes": d.classes.astype(int), "scores": d.scores}
-        per_image.append(pair_detections(ref, got, nms.max_detections, nms.score_threshold))
+        n_raw = int(np.asarray(raw["num_detections"]).reshape(-1)[0])
+        dropped += n_raw - len(d)
+        truncated_at = (float(np.asarray(raw["detection_scores"]).reshape(-1)[n_raw - 1])
+                        if n_raw >= nms.max_detections else None)
+        per_image.append(pair_detections(ref, got, nms.max_detections, nms.score_threshold,
+                                         truncated_at=truncated_at))
     ious = np.concatenate([p["ious"] for p in per_image] + [[]])
     diffs = np.concatenate([p["score_diffs"] for p in per_image] + [[]])
     summary = {
         "images": len(images),
         "tensorflow_detections": sum(p["ref"] for p in per_image),
         "tflite_detections": sum(p["got"] for p in per_image),
+        "tflite_zero_area_dropped": dropped,  # op rows whose clipped box is empty
         "paired": int(len(ious)),
         "unpaired": sum(p["unpaired"] for p in per_image),
         "unpaired_not_borderline": sum(p["unpaired_hard"] for p in per_image),

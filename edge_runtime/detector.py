@@ -22,7 +22,8 @@ RAW_OUTPUTS = ("box_encodings", "class_predictions")
 @dataclass
 class Detections:
     """One image's detections: ``boxes [N, 4]`` float32 normalised (ymin, xmin, ymax, xmax)
-    clipped to [0, 1]; ``classes [N]`` int32 0-based (label ``labels[c]``); ``scores [N]``."""
+    clipped to [0, 1], none of zero area; ``classes [N]`` int32 0-based (label ``labels[c]``);
+    ``scores [N]``."""
     boxes: np.ndarray
     classes: np.ndarray
     scores: np.ndarray
@@ -34,6 +35,25 @@ class Detections:
         """``[N, 4]`` (xmin, ymin, xmax, ymax) in pixels of an image of the given size."""
         y0, x0, y1, x1 = self.boxes.T
         return np.stack([x0 * width, y0 * height, x1 * width, y1 * height], axis=1)
+
+
+def parse_outputs(outputs: dict, score_threshold: float = 0.0) -> Detections:
+    """The four outputs of ``TFLite_Detection_PostProcess`` for one image -> :class:`Detections`.
+
+    Only the first ``num_detections`` rows are read; those scoring ``>= score_threshold`` are
+    kept, their boxes clipped to [0, 1] (the op never clips), and then those whose clipped box
+    has zero area (height <= 0 or width <= 0: decoded wholly outside the image) are dropped,
+    as ``train.core.post_processing.batch_multiclass_nms`` does in TensorFlow. The order (by
+    score) is kept. android_demo/app/detector.js applies the same rule.
+    """
+    n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
+    scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
+    boxes = np.clip(np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n],
+                    0.0, 1.0)
+    classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n]
+    keep = ((scores >= score_threshold) & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1]))
+    return Detections(boxes[keep], classes[keep].astype(np.int32), scores[keep])
 
 
 class Detector:
@@ -139,13 +159,8 @@ class Detector:
         return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
 
     def parse(self, outputs: dict, score_threshold: float = 0.0) -> Detections:
-        """The four outputs of one image -> :class:`Detections` above ``score_threshold``."""
-        n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
-        scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
-        keep = scores >= score_threshold
-        boxes = np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n][keep]
-        classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n][keep]
-        return Detections(np.clip(boxes, 0.0, 1.0), classes.astype(np.int32), scores[keep])
+        """The four outputs of one image -> :class:`Detections` (see :func:`parse_outputs`)."""
+        return parse_outputs(outputs, score_threshold)
 
     def detect(self, image: np.ndarray, score_threshold: float = 0.0) -> Detections:
         if self.raw:

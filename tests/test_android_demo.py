@@ -3,9 +3,10 @@
 The app is built (android_demo/build.py) with the int8 test model, served on 127.0.0.1, and
 opened in Debian's Chromium, whose fake camera plays a ``.y4m`` clip of the bundled dataset's
 objects. Checked: the page detects the clip's objects; on a still frame the first
-``num_detections`` outputs of LiteRT.js equal ai-edge-litert's; the benchmark button downloads
-JSON in edge_runtime's benchmark schema; bad files and a refused camera give a message while the
-app keeps running; the service worker serves the app offline. A screenshot is kept in the test's
+``num_detections`` outputs of LiteRT.js equal ai-edge-litert's, and the page's parsing (clip,
+drop zero-area boxes) equals edge_runtime's, there and on hand-made op outputs; the benchmark
+button downloads JSON in edge_runtime's benchmark schema; bad files and a refused camera give a
+message while the app keeps running; the service worker serves the app offline. A screenshot is kept in the test's
 tmp dir and in ``android_demo/test-artifacts/screenshot.png``.
 Skips (with the reason) only where Chromium, chromedriver, selenium or npm are missing.
 """
@@ -230,6 +231,44 @@ def test_still_frame_outputs_equal_ai_edge_litert(browser, clip):
                                    ref["detection_scores"].reshape(-1)[:n], atol=1e-4)
         np.testing.assert_allclose(np.asarray(got["detection_boxes"]).reshape(-1, 4)[:n],
                                    ref["detection_boxes"].reshape(-1, 4)[:n], atol=1e-4)
+        _assert_same_detections(_page_parse(browser, got), det.parse(ref))
+
+
+def _page_parse(browser, outputs: dict, frame: dict | None = None) -> list:
+    """detector.js's parseOutputs on ``outputs`` (flattened) in the page."""
+    flat = {k: np.asarray(v, np.float64).reshape(-1).tolist() for k, v in outputs.items()}
+    got = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('./detector.js').then(m => done(m.parseOutputs(arguments[0], 0, arguments[1] "
+        "|| undefined)), e => done({error: String(e)}))", flat, frame)
+    assert isinstance(got, list), got
+    return got
+
+
+def _assert_same_detections(page: list, ref) -> None:
+    """The page's parsed detections equal edge_runtime's :class:`Detections` ``ref``."""
+    assert len(page) == len(ref), (page, ref)
+    if not page:
+        return
+    np.testing.assert_array_equal([d["classId"] for d in page], ref.classes)
+    np.testing.assert_allclose([d["score"] for d in page], ref.scores, atol=1e-4)
+    np.testing.assert_allclose([d["box"] for d in page], ref.boxes, atol=1e-4)
+
+
+def test_page_drops_zero_area_boxes_as_edge_runtime_does(browser):
+    from edge_runtime.detector import parse_outputs
+    from tests.test_edge_runtime import op_outputs  # the hand-made op outputs of that test
+    outputs = op_outputs()
+    page = _page_parse(browser, outputs)
+    _assert_same_detections(page, parse_outputs(outputs))
+    assert [d["score"] for d in page] == pytest.approx([0.9, 0.7, 0.2])
+    # letterboxed (a 4:3 frame in a square input: grey bars on the left and right): a box
+    # wholly on a bar is empty in the source frame and dropped too
+    bars = {"detection_boxes": [[0.2, 0.02, 0.6, 0.1], [0.2, 0.1, 0.6, 0.5]],
+            "detection_classes": [0, 1], "detection_scores": [0.9, 0.8], "num_detections": [2]}
+    page = _page_parse(browser, bars, {"x0": 0.125, "y0": 0.0, "sx": 4 / 3, "sy": 1.0})
+    assert [d["classId"] for d in page] == [1]
+    np.testing.assert_allclose(page[0]["box"], [0.2, 0.0, 0.6, 0.5], atol=1e-6)
 
 
 def test_benchmark_button_downloads_edge_runtime_json(browser):

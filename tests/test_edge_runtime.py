@@ -13,6 +13,7 @@ import pytest
 
 from edge_runtime import Detector
 from edge_runtime.__main__ import main
+from edge_runtime.detector import parse_outputs
 from tests.helpers import make_dataset, write_classifier_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,39 @@ def test_asset_model_reads_outputs_by_name_and_finds_objects(images):
     assert len(d) > 0 and np.all(np.diff(d.scores) <= 1e-6)  # sorted by score
     assert d.boxes.min() >= 0.0 and d.boxes.max() <= 1.0
     assert d.classes.min() >= 0 and d.classes.max() < 8
+
+
+def op_outputs():
+    """Hand-made outputs of TFLite_Detection_PostProcess for one image (float32, as the op
+    gives them): 6 valid rows, then a garbage row past num_detections."""
+    boxes = [[0.1, 0.1, 0.5, 0.5],      # 0.9 kept
+             [0.2, 1.2, 0.6, 1.5],      # 0.8 wholly right of the image: dropped
+             [-0.2, -0.1, 0.4, 0.3],    # 0.7 partly outside: clipped, kept
+             [1.1, 0.2, 1.4, 0.5],      # 0.6 wholly below: dropped
+             [0.5, 0.5, 0.5, 0.8],      # 0.5 zero height as decoded: dropped
+             [0.6, 0.6, 1.3, 0.9],      # 0.2 partly below: clipped, kept (unless thresholded)
+             [0.3, 0.3, 0.6, 0.6]]      # past num_detections: ignored
+    return {"detection_boxes": np.array([boxes], np.float32),
+            "detection_classes": np.array([[0, 3, 1, 2, 4, 5, 7]], np.float32),
+            "detection_scores": np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.2, 0.95]], np.float32),
+            "num_detections": np.array([6], np.float32)}
+
+
+def test_parse_clips_then_drops_zero_area_boxes_keeping_order():
+    d = parse_outputs(op_outputs())
+    np.testing.assert_allclose(d.scores, [0.9, 0.7, 0.2])
+    np.testing.assert_array_equal(d.classes, [0, 1, 5])
+    assert d.classes.dtype == np.int32 and d.boxes.dtype == np.float32
+    np.testing.assert_allclose(d.boxes, [[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 0.4, 0.3],
+                                         [0.6, 0.6, 1.0, 0.9]], atol=1e-7)
+    d = parse_outputs(op_outputs(), score_threshold=0.5)
+    np.testing.assert_allclose(d.scores, [0.9, 0.7])
+    none = dict(op_outputs(), num_detections=np.array([0], np.float32))
+    d = parse_outputs(none)
+    assert len(d) == 0 and d.boxes.shape == (0, 4)
+    outside = dict(op_outputs(), num_detections=np.array([2], np.float32))
+    outside["detection_boxes"][0, 0] = [0.2, -0.9, 0.4, -0.1]  # wholly left
+    assert len(parse_outputs(outside)) == 0
 
 
 def test_detect_cli_writes_json_and_annotated_images(images, tmp_path, capsys):

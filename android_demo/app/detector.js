@@ -30,6 +30,34 @@ export function wasmHeapMb() {
 
 const now = () => performance.now();
 
+/**
+ * The four outputs of TFLite_Detection_PostProcess -> [{box, classId, label, score}], as
+ * edge_runtime/detector.py's parse_outputs does: the first num_detections rows scoring
+ * >= threshold, boxes clipped to [0, 1] (the op never clips; then mapped from the model's
+ * input to the source through `frame`, the letterbox, and clipped again), and rows whose box
+ * has zero area (decoded wholly outside the image, or wholly on the letterbox's padding)
+ * dropped, as TensorFlow's batch_multiclass_nms drops them. Order (by score) kept.
+ * `frame`: {x0, y0, sx, sy} model-normalised -> source-normalised; `label`: classId -> name.
+ */
+export function parseOutputs(out, threshold = 0, frame = {x0: 0, y0: 0, sx: 1, sy: 1},
+  label = (c) => `class ${c}`) {
+  const n = Math.max(0, Math.min(Math.round(out.num_detections[0]), out.detection_scores.length));
+  const {x0, y0, sx, sy} = frame;
+  const clip = (v) => Math.min(1, Math.max(0, v));
+  const dets = [];
+  for (let i = 0; i < n; i++) {
+    const score = out.detection_scores[i];
+    if (!(score >= threshold)) continue;
+    const b = out.detection_boxes; const o = 4 * i;
+    const box = [clip((clip(b[o]) - y0) * sy), clip((clip(b[o + 1]) - x0) * sx),
+      clip((clip(b[o + 2]) - y0) * sy), clip((clip(b[o + 3]) - x0) * sx)];
+    if (!(box[2] > box[0] && box[3] > box[1])) continue;  // zero area after clipping
+    const classId = Math.round(out.detection_classes[i]);
+    dets.push({box, classId, label: label(classId), score});
+  }
+  return dets;
+}
+
 export class Detector {
   /**
    * bytes: Uint8Array of the .tflite; meta: its sidecar JSON object or null; name: for messages.
@@ -163,22 +191,7 @@ export class Detector {
 
   /** The valid rows above `threshold`: [{box: [ymin, xmin, ymax, xmax] of the source, classId, label, score}]. */
   parse(out, threshold = 0) {
-    const n = Math.max(0, Math.min(Math.round(out.num_detections[0]), out.detection_scores.length));
-    const {x0, y0, sx, sy} = this.frame;
-    const clip = (v) => Math.min(1, Math.max(0, v));
-    const dets = [];
-    for (let i = 0; i < n; i++) {
-      const score = out.detection_scores[i];
-      if (!(score >= threshold)) continue;
-      const b = out.detection_boxes.subarray(4 * i, 4 * i + 4);
-      const classId = Math.round(out.detection_classes[i]);
-      dets.push({
-        box: [clip((clip(b[0]) - y0) * sy), clip((clip(b[1]) - x0) * sx),
-          clip((clip(b[2]) - y0) * sy), clip((clip(b[3]) - x0) * sx)],
-        classId, label: this.label(classId), score,
-      });
-    }
-    return dets;
+    return parseOutputs(out, threshold, this.frame, (c) => this.label(c));
   }
 
   /** preprocess + invoke + parse of one frame, with the time of each stage in ms. */
