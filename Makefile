@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all train-long train-long-compare long-run clean android-demo serve-android-demo
+.PHONY: install demo test test-all train-long train-long-compare train-long-two-stage long-run proposal-sweep clean android-demo serve-android-demo
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,24 @@ train-long-compare: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
 	$(MAKE) long-run MODEL=ssd_mobilenet_v1
 	$(MAKE) long-run MODEL=ssd_inception_v2
+
+## train-long-two-stage: Faster R-CNN and R-FCN (MobileNet v2 x0.5) on the large split, each
+## started from the zoo SSD's backbone (<= 3 h each on 2 CPU cores; resumable), then AP and
+## TensorFlow latency at each number of proposals (paper Fig. 6)
+PROPOSALS := 10 20 50 100 300
+train-long-two-stage: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(MAKE) long-run MODEL=faster_rcnn_mobilenet_v2
+	$(MAKE) long-run MODEL=rfcn_mobilenet_v2
+	$(MAKE) proposal-sweep MODEL=faster_rcnn_mobilenet_v2
+	$(MAKE) proposal-sweep MODEL=rfcn_mobilenet_v2
+
+proposal-sweep:
+	for n in $(PROPOSALS); do $(PY) -m train evaluate --run runs/long_$(MODEL) --data $(LONG_DATA) \
+	  --split val --num-proposals $$n --no-progress || exit 1; done
+	$(PY) benchmarks/tf_latency.py --run runs/long_$(MODEL) --num-proposals 300,100,50,20,10 \
+	  --json runs/long_$(MODEL)/tf_latency_proposals.json
+	$(PY) -m train report --run runs/long_$(MODEL)
 
 long-run:
 	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)

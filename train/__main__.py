@@ -17,6 +17,8 @@ def _fit(args):
         config.train.steps = args.steps
     if args.batch_size:
         config.train.batch_size = args.batch_size
+    if args.init_from is not None:
+        config.train.init_from = args.init_from
     summary = fit(config, args.data, args.out, strategy=args.strategy,
                   progress=not args.no_progress)
     print(f"trained {summary['steps']} steps -> {args.out}")
@@ -26,7 +28,8 @@ def _evaluate(args):
     from train.evaluate import evaluate
 
     report = evaluate(args.run, args.data, split=args.split, checkpoint=args.checkpoint,
-                      out_dir=args.out, progress=not args.no_progress)
+                      out_dir=args.out, progress=not args.no_progress,
+                      num_proposals=args.num_proposals, image_size=args.image_size)
     print(report["coco_summary"], end="")
     print("  ".join(f"{k}={report[k]:.3f}" for k in
                     ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100")))
@@ -59,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, config)")
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument("--init-from", help="override train.init_from: a run or zoo directory, a "
+                   "checkpoint prefix or a Keras .h5 weights file to start from ('' = none)")
     p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
                    help="tf.distribute strategy (mirrored: all local GPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -70,6 +75,10 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="val", help="split name (default: val)")
     p.add_argument("--checkpoint", help="a checkpoint prefix (default: the run's latest)")
     p.add_argument("--out", help="where eval.json goes (default: the run directory)")
+    p.add_argument("--num-proposals", type=int, help="two-stage models: proposals per image "
+                   "(default: the config's first_stage.max_proposals); paper Fig. 6")
+    p.add_argument("--image-size", type=int, help="input resolution: SSD M x M; two-stage: the "
+                   "shorter edge (the longer-edge cap scales with it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -95,7 +104,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     from train.config import ConfigError
-    from train.data.images import DataError
+    from train.data import DataError
 
     try:
         args.func(args)

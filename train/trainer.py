@@ -149,6 +149,10 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
     tf.random.set_seed(tc.seed)
     trainer = Trainer(config, dataset.num_classes, out_dir, make_strategy(strategy))
     start = trainer.restore()
+    if start == 0 and tc.init_from:  # a resumed run keeps its own weights
+        from train.init_from import initialize_from
+        write_json(os.path.join(out_dir, "init_from.json"),
+                   initialize_from(trainer.model, tc.init_from, tc.init_scope))
     if start >= tc.steps:
         print(f"{out_dir}: already trained for {start}/{tc.steps} steps; nothing to do")
         return {"steps": start}
