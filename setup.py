@@ -17,6 +17,7 @@ TRAIN = [
     "opencv-python-headless>=4.9,<6",
     "scikit-image==0.26.0",
     "pyyaml>=6.0,<7",
+    "h5py>=3.10,<4",  # train.init_from reads Keras .h5 weights files
     "matplotlib>=3.8,<4",
     "tqdm>=4.66,<5",
 ]
