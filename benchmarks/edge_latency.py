@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     from convert.export_tflite import export_tflite
     from benchmarks.frames import dataset_frame
     from edge_runtime.benchmark import benchmark_model, machine_info
+    from edge_runtime.files import write_json, write_text
     from train.data import generate
 
     work = tempfile.mkdtemp(prefix="edge_latency_")
@@ -217,8 +218,7 @@ def main(argv=None) -> int:
               "results": results, "postprocess_op": op_cost, "memory": memory,
               "camera": cameras}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "edge_latency.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(args.out, "edge_latency.json"), report, indent=1)
     m = report["machine"]
     md = [f"# Edge runtime latency ({m['cpu']}, {m['cores']} cores, {m['arch']}; "
           f"{args.warmup} warm-up + {args.runs} timed runs, medians in ms)", "",
@@ -248,8 +248,7 @@ def main(argv=None) -> int:
     md += ["", f"Memory: peak RSS {memory['peak_rss_mb_before']:.1f} MB after 100 detections, "
            f"{memory['peak_rss_mb_after']:.1f} MB after {memory['invokes']} more "
            f"({100 * memory['growth_fraction']:+.2f}%)."]
-    with open(os.path.join(args.out, "edge_latency.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_text(os.path.join(args.out, "edge_latency.md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

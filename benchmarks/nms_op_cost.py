@@ -14,7 +14,6 @@ above the NMS threshold, so it is measured on trained detectors, not random weig
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -38,6 +37,7 @@ def main(argv=None) -> int:
     from convert.export_tflite import export_tflite
     from benchmarks.frames import dataset_frame
     from edge_runtime.benchmark import benchmark_model, machine_info
+    from edge_runtime.files import write_json, write_text
 
     work = tempfile.mkdtemp(prefix="nms_op_cost_")
     regular = sources.from_run(args.run)
@@ -74,8 +74,7 @@ def main(argv=None) -> int:
               "warmup": args.warmup, "score_threshold": regular.nms.score_threshold,
               "rows": rows}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "nms_op_cost.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(args.out, "nms_op_cost.json"), report, indent=1)
     md = [f"# Post-processing op cost ({m['cpu']}, {m['cores']} cores; {args.warmup} warm-up + "
           f"{args.runs} timed invokes, medians in ms; run {os.path.basename(args.run)}, "
           f"score threshold {regular.nms.score_threshold})", "",
@@ -84,8 +83,7 @@ def main(argv=None) -> int:
     md += [f"| {r['mode']} | {r['nms']} | {r['threads']} | {r['anchors']} | "
            f"{r['invoke_with_op_ms']:.2f} | {r['invoke_without_op_ms']:.2f} | {r['op_ms']:.2f} |"
            for r in rows]
-    with open(os.path.join(args.out, "nms_op_cost.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_text(os.path.join(args.out, "nms_op_cost.md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

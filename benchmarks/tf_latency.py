@@ -12,7 +12,6 @@ numpy), ``end_to_end``. The file can be given to ``python -m edge_runtime benchm
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -70,11 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     args = p.parse_args(argv)
     import train  # noqa: F401  (legacy Keras before TensorFlow)
+    from edge_runtime.files import write_json
     report = tf_benchmark(args.run, args.runs, args.warmup)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, args.json)
+    write_json(args.json, report, indent=1)
     s = report["results"][0]["stages_ms"]
     print(f"TensorFlow {report['results'][0]['runtime']['version']} on "
           f"{report['machine']['cpu']} ({report['machine']['cores']} cores): end to end median "

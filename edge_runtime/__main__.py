@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edge_runtime.files import write_json
+
 
 def _evaluate(args):
     from edge_runtime.evaluate import evaluate
@@ -16,15 +18,6 @@ def _evaluate(args):
     print(f"{report['runtime']['runtime']} {report['runtime']['version']}: " + "  ".join(
         f"{k}={report[k]:.3f}" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium",
                                          "AP_large", "AR100")))
-
-
-def _write_json(path, data):
-    import json
-    import os
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _detector(args):
@@ -50,7 +43,7 @@ def _detect(args):
             print(f"{path}: {len(found)} detection(s) {', '.join(found[:8])}"
                   f"{' ...' if len(found) > 8 else ''}")
     if args.json:
-        _write_json(args.json, results)
+        write_json(args.json, results, indent=1)
     print(f"{det.runtime['runtime']} {det.runtime['version']}; "
           f"{len(results)} detections in {len(args.images) - len(errors)} image(s)"
           + (f", annotated images in {args.out}" if args.out else ""))
@@ -73,7 +66,7 @@ def _benchmark(args):
     if against:
         print(bench.format_comparison(report["against"]["rows"], against))
     if args.json:
-        _write_json(args.json, report)
+        write_json(args.json, report, indent=1)
         print(f"wrote {args.json}")
 
 

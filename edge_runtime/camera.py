@@ -14,7 +14,6 @@ unless ``realtime=True`` paces reading at the file's FPS, and then frames drop a
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.draw import draw_detections, draw_status
+from edge_runtime.files import write_json
 
 DEFAULT_FPS = 30.0  # when the source does not report one
 _TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
@@ -380,10 +380,7 @@ def run_camera(detector, source, *, display: bool = False, out_video: str | None
     if writer is not None:
         os.replace(tmp_video, out_video)
     if json_path:
-        tmp = f"{json_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"summary": summary, "frames": records}, f, indent=1)
-        os.replace(tmp, json_path)
+        write_json(json_path, {"summary": summary, "frames": records}, indent=1)
     if error is not None:
         raise CameraError(f"{error} ({len(records)} frames processed before; outputs written)"
                           if records else str(error), summary)

@@ -1,5 +1,8 @@
 """COCO-format ground truth and COCO metrics for the edge runtime (no TensorFlow, no ``train``).
 
+``coco_metrics`` and ``to_coco_results`` are the one copy: ``python -m train evaluate`` uses
+them too.
+
 The ground truth is cleaned exactly as ``train``'s reader cleans it -- boxes clipped to the
 image; empty, non-finite, off-image boxes and unknown image/category ids dropped and counted;
 images whose file is missing left out -- so ``python -m edge_runtime evaluate`` and
@@ -48,10 +51,12 @@ def annotation_file(data: str, split: str) -> str:
                     "train evaluate`")
 
 
-def _load(path: str) -> dict:
+def read_json(path: str):
+    """The parsed JSON of an annotation file; DataError naming it if it is missing, unreadable
+    or malformed (train's COCO reader reads its files with this too)."""
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise DataError(f"{path}: annotation file not found") from None
     except json.JSONDecodeError as e:
@@ -59,6 +64,10 @@ def _load(path: str) -> dict:
                         f"{e.msg}") from None
     except (UnicodeDecodeError, OSError) as e:
         raise DataError(f"{path}: cannot read annotation file ({e})") from None
+
+
+def _load(path: str) -> dict:
+    doc = read_json(path)
     if not isinstance(doc, dict) or not all(
             isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
         raise DataError(f"{path}: not a COCO instances file (expected an object with "
@@ -189,3 +198,21 @@ def coco_metrics(gt: dict, detections: list[dict]) -> tuple[dict, str]:
         evaluator.accumulate()
         evaluator.summarize()
     return {k: float(v) for k, v in zip(STAT_NAMES, evaluator.stats)}, text.getvalue()
+
+
+def to_coco_results(example, boxes, scores, classes, category_ids) -> list[dict]:
+    """Detections of one image -> COCO result dicts (``bbox`` [x, y, width, height] in pixels).
+
+    ``example``: anything with ``image_id``, ``height`` and ``width`` (train's ``Example``);
+    ``boxes``: normalised [ymin, xmin, ymax, xmax]; ``classes``: labels 1..K, label k being
+    ``category_ids[k - 1]``.
+    """
+    h, w = example.height, example.width
+    results = []
+    for (y0, x0, y1, x1), s, c in zip(boxes, scores, classes):
+        results.append({"image_id": int(example.image_id),
+                        "category_id": int(category_ids[int(c) - 1]),
+                        "bbox": [round(float(x0 * w), 2), round(float(y0 * h), 2),
+                                 round(float((x1 - x0) * w), 2), round(float((y1 - y0) * h), 2)],
+                        "score": round(float(s), 5)})
+    return results

@@ -6,20 +6,14 @@ TFLite scores of one model sit side by side in the reports.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
+from types import SimpleNamespace
 
-from edge_runtime.coco import coco_metrics, read_ground_truth
+from edge_runtime.coco import coco_metrics, read_ground_truth, to_coco_results
 from edge_runtime.detector import Detector
+from edge_runtime.files import write_json
 from edge_runtime.images import DataError, read_image
-
-
-def _write_json(path: str, data) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def evaluate(model_path: str, data: str, split: str = "val", json_path: str | None = None,
@@ -50,13 +44,9 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
             skipped[str(e)] = skipped.get(str(e), 0) + 1
             continue
         d = det.detect(image)
-        h, w = im["height"], im["width"]  # the grid the ground-truth boxes refer to
-        for (y0, x0, y1, x1), s, c in zip(d.boxes, d.scores, d.classes):
-            results.append({"image_id": im["id"], "category_id": int(category_ids[int(c)]),
-                            "bbox": [round(float(x0 * w), 2), round(float(y0 * h), 2),
-                                     round(float((x1 - x0) * w), 2),
-                                     round(float((y1 - y0) * h), 2)],
-                            "score": round(float(s), 5)})
+        # pixels of the grid the ground-truth boxes refer to; 0-based classes as labels 1..K
+        size = SimpleNamespace(image_id=im["id"], height=im["height"], width=im["width"])
+        results += to_coco_results(size, d.boxes, d.scores, d.classes + 1, category_ids)
         kept.add(im["id"])
     seconds = time.time() - t0
     gt = dict(truth.coco, images=[im for im in images if im["id"] in kept],
@@ -67,7 +57,7 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
               "num_images": len(kept), "skipped": dict(truth.warnings) | skipped,
               "num_detections": len(results), "seconds": seconds, "coco_summary": summary}
     if json_path:
-        _write_json(json_path, report)
+        write_json(json_path, report)
     if detections_path:
-        _write_json(detections_path, results)
+        write_json(detections_path, results)
     return report

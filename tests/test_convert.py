@@ -298,6 +298,6 @@ def test_edge_runtime_scores_the_export_without_tensorflow(source, data, tmp_pat
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.load(open(out + ".eval"))
-    from train.coco_metrics import STAT_NAMES
+    from edge_runtime.coco import STAT_NAMES
     assert set(STAT_NAMES) <= set(report) and report["num_images"] == 4
     assert report["runtime"]["runtime"] == "litert"

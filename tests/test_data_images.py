@@ -68,3 +68,17 @@ def test_bad_files_raise_data_error_naming_them(tmp_path):
     with pytest.raises(DataError, match="is a directory|cannot read"):
         load_image(str(tmp_path))
     assert issubclass(DataError, ValueError)
+
+
+def test_float_images_scale_to_uint8(tmp_path):
+    ramp = np.array([[0.0, 0.5, 1.0]], np.float32)  # 0..1 floats (IMREAD_COLOR cannot read them)
+    assert cv2.imwrite(str(tmp_path / "f.tiff"), ramp)
+    assert load_image(str(tmp_path / "f.tiff"))[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_one_data_error_class_for_train_and_the_edge(tmp_path):
+    from edge_runtime.coco import read_ground_truth
+    from edge_runtime.images import DataError as EdgeDataError
+    assert DataError is EdgeDataError  # `except DataError` in train catches the edge's errors
+    with pytest.raises(DataError, match="annotation file not found"):
+        read_ground_truth(str(tmp_path / "nope.json"))

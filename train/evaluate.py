@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from train.builder import build_model
-from train.coco_metrics import coco_metrics, to_coco_results
+from edge_runtime.coco import coco_metrics, to_coco_results
 from train.config import load_config
 from train.data import load_dataset
 from train.data.pipeline import cache_images, eval_batches

@@ -6,6 +6,8 @@ import os
 
 import yaml
 
+from edge_runtime.files import write_text
+
 
 def _load(path):
     if not os.path.exists(path):
@@ -17,7 +19,7 @@ def _load(path):
 def _exported_models(run_dir: str, ev: dict | None) -> list[str]:
     """The table of exported models: ``model_*.tflite`` with their sidecar ``model_*.json``
     (convert/) and ``eval_model_*.json`` (``python -m edge_runtime evaluate``, interpreter only).
-    Only files are read: train/ never imports convert/ or edge_runtime/."""
+    Only files are read: train/ never imports convert/, nor edge_runtime/'s detector."""
     rows = []
     for name in sorted(os.listdir(run_dir)):
         if not (name.startswith("model_") and name.endswith(".tflite")):
@@ -121,8 +123,5 @@ def write_report(run_dir: str) -> str:
             lines.append("")
     lines += ["## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     path = os.path.join(run_dir, "report.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines))
     return path

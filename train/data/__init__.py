@@ -7,10 +7,11 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# DataError and the image decoder are edge_runtime's (one copy, TensorFlow-free): an
+# ``except DataError`` catches the errors of both.
+from edge_runtime.images import DataError, read_image as load_image  # noqa: E402
 from train.data.dataset import (  # noqa: E402
     DetectionDataset, Example, load_dataset, log_warnings, summarize_warnings)
-from train.data.errors import DataError  # noqa: E402
-from train.data.images import load_image  # noqa: E402
 from train.data.shapes import CATEGORIES  # noqa: E402
 
 

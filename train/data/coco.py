@@ -8,14 +8,14 @@ problems with single boxes or images are fixed or skipped and counted (see datas
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 
 import numpy as np
 
+from edge_runtime.coco import read_json
+from edge_runtime.images import DataError
 from train.data.dataset import DetectionDataset, Example, load_dataset, summarize_warnings
-from train.data.errors import DataError
 
 __all__ = ["read_coco", "load_dataset", "summarize_warnings", "Example", "DetectionDataset"]
 
@@ -31,16 +31,7 @@ MISSING_FILE = "image file missing (example skipped)"
 
 
 def _load_json(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: "
-                        f"{e.msg}") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise DataError(f"{path}: cannot read annotation file ({e})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise DataError(f"{path}: top level is a {type(doc).__name__}, expected a COCO object "
                         "with 'images', 'annotations' and 'categories'")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from train.data.errors import DataError
+from edge_runtime.images import DataError
 
 log = logging.getLogger(__name__)
 

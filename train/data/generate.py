@@ -25,7 +25,7 @@ import tempfile
 
 import cv2
 
-from train.data.errors import DataError
+from edge_runtime.images import DataError
 from train.data.shapes import CATEGORIES
 from train.data.synthetic import SPLITS, render_image, size_bucket
 

@@ -19,9 +19,9 @@ import re
 
 import numpy as np
 
+from edge_runtime.files import write_text
+from edge_runtime.images import DataError, read_image
 from train.data.dataset import DetectionDataset, Example
-from train.data.errors import DataError
-from train.data.images import load_image
 
 LABEL_MAP_NAME = "label_map.pbtxt"
 CLIPPED = "box partly outside the image (clipped)"
@@ -137,7 +137,7 @@ def read_tfrecord(pattern: str, label_map: str | dict | None = None) -> Detectio
             warnings[CLIPPED] += int((moved & ok).sum())
             h, w = int(rec["image/height"]), int(rec["image/width"])
             if h <= 0 or w <= 0:
-                h, w = load_image(data=rec["image/encoded"], name=where).shape[:2]
+                h, w = read_image(data=rec["image/encoded"], name=where).shape[:2]
             sid = rec["image/source_id"].decode("utf-8", "replace")
             image_id = int(sid) if sid.isdigit() else len(raw) + 1
             example = Example(image_id=image_id, file_name="", height=h, width=w,
@@ -240,7 +240,7 @@ def write_tfrecord(dataset: DetectionDataset, path: str,
                 raise DataError(f"{label_map_path}: exists with other categories; pass another "
                                 "label_map_path")
         else:
-            _atomic_write(label_map_path, text.encode())
+            write_text(label_map_path, text)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
@@ -251,10 +251,3 @@ def write_tfrecord(dataset: DetectionDataset, path: str,
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
