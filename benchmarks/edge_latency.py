@@ -43,7 +43,7 @@ def make_run(root: str, config_name: str = "ssdlite_mobilenet_v2_coco", num_clas
 
     config = load_config(config_name)
     config.model.num_classes = num_classes
-    config.model.post_processing.score_threshold = 0.01
+    config.model.ssd.post_processing.score_threshold = 0.01
     tf.random.set_seed(0)
     model = build_model(config.model, num_classes)
     os.makedirs(root, exist_ok=True)
@@ -51,7 +51,7 @@ def make_run(root: str, config_name: str = "ssdlite_mobilenet_v2_coco", num_clas
     with open(os.path.join(root, "labels.json"), "w") as f:
         json.dump({"category_ids": list(range(1, num_classes + 1)),
                    "category_names": [f"class{i}" for i in range(1, num_classes + 1)]}, f)
-    tf.train.Checkpoint(model=model.keras_model).save(os.path.join(root, "checkpoints", "ckpt"))
+    model.checkpoint().save(os.path.join(root, "checkpoints", "ckpt"))
     return model.num_anchors
 
 

@@ -2,12 +2,16 @@
 """TensorFlow latency of a trained run on this machine, in the edge benchmark's JSON schema.
 
     python benchmarks/tf_latency.py --run runs/demo --json runs/demo/tf_benchmark.json
+    python benchmarks/tf_latency.py --run runs/long_faster_rcnn_mobilenet_v2 \
+        --num-proposals 300,100,50,20,10 --json frcnn_latency.json      # paper Fig. 6
 
 The model runs as the paper timed it: batch 1, post-processing (decode + NMS) included, one
 ``tf.function`` call per frame on all of TensorFlow's threads. Stages: ``preprocess`` (resize a
 640x480 frame with OpenCV), ``invoke`` (the TensorFlow detector), ``postprocess`` (tensors to
 numpy), ``end_to_end``. The file can be given to ``python -m edge_runtime benchmark
---against`` to print edge/desktop ratios.
+--against`` to print edge/desktop ratios. Two-stage runs (Faster R-CNN, R-FCN) take the frame
+through their keep-aspect resizer; ``--num-proposals`` times each proposal count in one run,
+side by side (one result per count).
 """
 from __future__ import annotations
 
@@ -19,26 +23,33 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def tf_benchmark(run_dir: str, runs: int = 100, warmup: int = 10) -> dict:
-    import cv2
-    import numpy as np
+def tf_benchmark(run_dir: str, runs: int = 100, warmup: int = 10,
+                 num_proposals: list[int] | None = None) -> dict:
+    results = [_one(run_dir, runs, warmup, n) for n in (num_proposals or [None])]
+    from edge_runtime.benchmark import machine_info
+    return {"tool": "benchmarks/tf_latency.py", "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": results}
+
+
+def _one(run_dir: str, runs: int, warmup: int, num_proposals: int | None) -> dict:
     import tensorflow as tf
 
-    from edge_runtime.benchmark import STAGES, machine_info, peak_rss_mb, sample_image, summarize
+    from edge_runtime.benchmark import STAGES, peak_rss_mb, sample_image, summarize
     from train.evaluate import load_run
 
-    config, labels, model, ckpt = load_run(run_dir)
-    m = model.image_size
-    detect = tf.function(model.detect, input_signature=[tf.TensorSpec([1, m, m, 3], tf.float32)])
+    config, labels, model, ckpt = load_run(run_dir, num_proposals=num_proposals)
+    h, w = model.input_shape
+    detect = tf.function(model.detect, input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32),
+                                                        tf.TensorSpec([1, 2], tf.float32)])
     image = sample_image()
     times = {s: [] for s in STAGES}
     clock = time.perf_counter
     for i in range(warmup + runs):
         t0 = clock()
-        x = tf.constant(cv2.resize(image, (m, m), interpolation=cv2.INTER_AREA)[None],
-                        tf.float32)
+        canvas, window = model.image_resizer.resize_numpy(image)
+        x = tf.constant(canvas[None], tf.float32)
         t1 = clock()
-        out = detect(x)
+        out = detect(x, tf.constant(window[None]))
         t2 = clock()
         out = {k: v.numpy() for k, v in out.items()}
         t3 = clock()
@@ -47,8 +58,12 @@ def tf_benchmark(run_dir: str, runs: int = 100, warmup: int = 10) -> dict:
                 times[stage].append((b - a) * 1000.0)
     stages = {s: summarize(v) for s, v in times.items()}
     name = "tensorflow:" + os.path.basename(os.path.abspath(run_dir))
+    if num_proposals:
+        name += f"@{num_proposals}proposals"
     result = {"model": name, "path": os.path.abspath(ckpt), "model_bytes": None,
-              "quantize": "float32 (TensorFlow)", "input": {"shape": [1, m, m, 3],
+              "meta_architecture": config.model.meta_architecture,
+              "num_proposals": getattr(model, "max_proposals", None),
+              "quantize": "float32 (TensorFlow)", "input": {"shape": [1, h, w, 3],
                                                              "dtype": "float32"},
               "image": list(image.shape), "threads": None, "runs": runs, "warmup": warmup,
               "runtime": {"runtime": "tensorflow", "version": tf.__version__,
@@ -57,8 +72,7 @@ def tf_benchmark(run_dir: str, runs: int = 100, warmup: int = 10) -> dict:
               "overhead_fraction": (stages["preprocess"]["median"]
                                     + stages["postprocess"]["median"])
               / stages["invoke"]["median"], "peak_rss_mb": peak_rss_mb()}
-    return {"tool": "benchmarks/tf_latency.py", "machine": machine_info(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": [result]}
+    return result
 
 
 def main(argv=None) -> int:
@@ -67,16 +81,21 @@ def main(argv=None) -> int:
     p.add_argument("--json", required=True)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--num-proposals", help="two-stage runs: comma-separated proposal counts, "
+                   "each timed in this run (e.g. 300,100,50,20,10)")
     args = p.parse_args(argv)
     import train  # noqa: F401  (legacy Keras before TensorFlow)
     from edge_runtime.files import write_json
-    report = tf_benchmark(args.run, args.runs, args.warmup)
+    counts = [int(n) for n in args.num_proposals.split(",")] if args.num_proposals else None
+    report = tf_benchmark(args.run, args.runs, args.warmup, counts)
     write_json(args.json, report, indent=1)
-    s = report["results"][0]["stages_ms"]
-    print(f"TensorFlow {report['results'][0]['runtime']['version']} on "
-          f"{report['machine']['cpu']} ({report['machine']['cores']} cores): end to end median "
-          f"{s['end_to_end']['median']:.2f} ms (p90 {s['end_to_end']['p90']:.2f}), invoke "
-          f"{s['invoke']['median']:.2f} ms -> {args.json}")
+    m = report["machine"]
+    for r in report["results"]:
+        s = r["stages_ms"]
+        print(f"{r['model']}: TensorFlow {r['runtime']['version']} on {m['cpu']} ({m['cores']} "
+              f"cores): end to end median {s['end_to_end']['median']:.2f} ms (p90 "
+              f"{s['end_to_end']['p90']:.2f}), invoke {s['invoke']['median']:.2f} ms")
+    print(f"-> {args.json}")
     return 0
 
 

@@ -183,7 +183,7 @@ def export_saved_model(source, out: str) -> str:
         raise ExportError("--format saved_model needs a training run (--run)")
     out = check_output_path(out, is_dir=True)
     module = tf.Module()
-    module.model = source.model.keras_model
+    module.model = source.trackable
     signatures = {"serving_default": tensorflow_detections(source),
                   "raw_predictions": raw_predictions(source)}
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=os.path.dirname(out))

@@ -27,5 +27,7 @@ def test_missing_config_lists_bundled():
 @pytest.mark.parametrize("name", sorted(bundled_configs()))
 def test_bundled_configs_load(name):
     config = load_config(name)
-    assert config.model.meta_architecture == "ssd"
+    arch = next((a for a in ("faster_rcnn", "rfcn") if name.startswith(a)), "ssd")
+    assert config.model.meta_architecture == arch
+    assert config.model.section is not None
     assert config.train.steps > 0

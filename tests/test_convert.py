@@ -29,9 +29,9 @@ def run(data, tmp_path_factory):
     from train.trainer import fit
 
     config = tiny_config(steps=40, checkpoint_every=40)
-    config.model.loss.classification = "softmax"
-    config.model.post_processing.score_threshold = 1e-4
-    config.model.post_processing.max_total_detections = 20
+    config.model.ssd.loss.classification = "softmax"
+    config.model.ssd.post_processing.score_threshold = 1e-4
+    config.model.ssd.post_processing.max_total_detections = 20
     out = str(tmp_path_factory.mktemp("convert_run") / "run")
     fit(config, data, out, progress=False)
     return out

@@ -95,8 +95,7 @@ def test_bad_annotation_files_name_the_file_and_the_problem(tmp_path):
 
 def test_images_decode_to_the_same_pixels_as_train(tmp_path):
     from train.data import load_image
-    from train.data.images import load_image as legacy_name
-    assert load_image is legacy_name is read_image  # one decoder: the same pixels by construction
+    assert load_image is read_image  # one decoder: the same pixels by construction
     rng = np.random.default_rng(0)
     files = {"c.jpg": rng.integers(0, 256, (9, 7, 3), np.uint8),
              "g.png": rng.integers(0, 256, (9, 7), np.uint8),

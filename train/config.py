@@ -344,7 +344,6 @@ def bundled_configs() -> list[str]:
 
 
 def save_config(config: Config, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
-    os.replace(tmp, path)
+    from edge_runtime.files import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

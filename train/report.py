@@ -76,6 +76,28 @@ def _latency(run_dir: str) -> list[str]:
     return lines + ["", f"{runs['warmup']} warm-up + {runs['runs']} timed frames per row.", ""]
 
 
+NAMES = {"ssd": "SSD", "faster_rcnn": "Faster R-CNN", "rfcn": "R-FCN"}
+
+
+def _proposal_sweep(run_dir: str) -> list[str]:
+    """AP at each evaluated number of proposals (``eval_proposals_N.json``; paper Fig. 6)."""
+    rows = []
+    for name in os.listdir(run_dir):
+        if name.startswith("eval_proposals_") and name.endswith(".json"):
+            ev = _load(os.path.join(run_dir, name))
+            rows.append((ev["settings"]["num_proposals"], ev))
+    if not rows:
+        return []
+    lines = ["## AP by number of proposals (`train evaluate --num-proposals N`)", "",
+             "| proposals | split | images | AP | AP50 | AP_small | AP_medium | AP_large | "
+             "eval seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    for n, ev in sorted(rows, key=lambda r: r[0]):
+        lines.append(f"| {n} | {ev['split']} | {ev['num_images']} | " + " | ".join(
+            f"{ev[k]:.3f}" for k in ("AP", "AP50", "AP_small", "AP_medium", "AP_large"))
+            + f" | {ev['seconds']:.1f} |")
+    return lines + [""]
+
+
 def write_report(run_dir: str) -> str:
     """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json."""
     with open(os.path.join(run_dir, "config.yaml")) as f:
@@ -84,9 +106,17 @@ def write_report(run_dir: str) -> str:
     ev = _load(os.path.join(run_dir, "eval.json"))
     m = config["model"]
     fe = m["feature_extractor"]
+    arch = m.get("meta_architecture", "ssd")
+    section = m.get(arch) or m  # old flat SSD configs keep their keys under model
+    if arch == "ssd":
+        shape = f"{section['image_size']}x{section['image_size']} input"
+    else:
+        shape = (f"shorter edge {section['image_size']} (longer at most "
+                 f"{section['max_image_size']}, padded square), "
+                 f"{section['first_stage']['max_proposals']} proposals")
     lines = [f"# Run `{os.path.basename(os.path.abspath(run_dir))}`", "",
-             f"SSD with {fe['name']} (depth multiplier {fe['depth_multiplier']}), "
-             f"{m['image_size']}x{m['image_size']} input, {m['num_classes']} classes, "
+             f"{NAMES.get(arch, arch)} ({arch}) with {fe['name']} (depth multiplier "
+             f"{fe['depth_multiplier']}), {shape}, {m['num_classes']} classes, "
              f"trained {train_log.get('steps', '?')} steps of batch "
              f"{config['train']['batch_size']}.", ""]
     if ev:
@@ -99,6 +129,7 @@ def write_report(run_dir: str) -> str:
                                     "AR100")) + " |", "",
                   f"Evaluation: {ev['seconds']:.1f} s for {ev['num_images']} images "
                   f"(batch 16, post-processing included).", ""]
+    lines += _proposal_sweep(run_dir)
     lines += _exported_models(run_dir, ev)
     lines += _latency(run_dir)
     if train_log:
@@ -113,13 +144,15 @@ def write_report(run_dir: str) -> str:
                   f"{mach.get('cpu_count')} logical CPUs, TensorFlow {mach.get('tensorflow')}, "
                   f"devices {mach.get('devices')}", ""]
         hist = train_log.get("history") or []
-        if hist:
-            lines += ["| step | total loss | localization | classification | images/s |",
-                      "|---|---|---|---|---|"]
+        if hist:  # every loss term the model reported (two-stage: both stages)
+            terms = [k for k in hist[-1] if k not in ("step", "images_per_second", "lr")]
+            lines += ["| step | " + " | ".join(terms) + " | images/s |",
+                      "|---|" + "---|" * (len(terms) + 1)]
             picks = hist[:: max(1, len(hist) // 8)] + ([hist[-1]] if len(hist) > 1 else [])
             for h in picks:
-                lines.append(f"| {h['step']} | {h['total']:.3f} | {h['localization']:.3f} | "
-                             f"{h['classification']:.3f} | {h['images_per_second']:.1f} |")
+                lines.append(f"| {h['step']} | " + " | ".join(f"{h.get(k, float('nan')):.3f}"
+                                                             for k in terms)
+                             + f" | {h['images_per_second']:.1f} |")
             lines.append("")
     lines += ["## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     path = os.path.join(run_dir, "report.md")

@@ -19,6 +19,7 @@ import time
 
 import tensorflow as tf
 
+from edge_runtime.files import write_json
 from train.builder import build_model
 from train.config import Config, save_config
 from train.data import load_dataset
@@ -26,14 +27,6 @@ from train.data.pipeline import cache_images, train_dataset
 from train.schedules import build_optimizer, build_schedule
 
 log = logging.getLogger(__name__)
-
-
-def write_json(path: str, data) -> None:
-    """Writes JSON atomically (temporary name, then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from train.data import augment
-from train.data.images import DataError, load_image
+from edge_runtime.images import DataError, read_image as load_image
 
 log = logging.getLogger(__name__)
 

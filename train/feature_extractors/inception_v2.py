@@ -138,9 +138,13 @@ class InceptionV2(FeatureExtractor):
                 kept[name] = x
         return x, kept
 
-    def backbone(self, input_shape, endpoints=None):
+    def backbone(self, input_shape, endpoints=None, output_stride=None):
         input_shape = self._check_input_shape(input_shape)
         endpoints = self._check_endpoints(endpoints)
+        if output_stride is not None and output_stride < 32 and "C5" in endpoints:
+            raise ValueError(f"train/feature_extractors ({self.name}): output_stride "
+                             f"{output_stride} (atrous Mixed_5) is not supported yet; R-FCN "
+                             "needs it: use mobilenet_v1 or mobilenet_v2")
         layer_names = [self.endpoint_layers[e] for e in endpoints]
         last = max(layer_names, key=STAGES.index)
         image = keras.Input(shape=input_shape, name="image")
