@@ -114,24 +114,26 @@ class SecondStageConfig:
 
 
 @dataclass
-class FasterRcnnConfig:
-    """``model.faster_rcnn``: shorter edge M (longer edge at most ``max_image_size``), padded to
-    a ``max_image_size`` square; crops of the RPN map go through the extractor's remaining layers."""
+class TwoStageConfig:
+    """What ``model.faster_rcnn`` and ``model.rfcn`` share: shorter edge M (longer edge at most
+    ``max_image_size``), padded to a ``max_image_size`` square; the RPN; the box classifier's
+    training and post-processing."""
     image_size: int = 600  # shorter edge M
     max_image_size: int = 1024  # longer-edge cap = the padded input's side
     first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
     second_stage: SecondStageConfig = field(default_factory=SecondStageConfig)
+
+
+@dataclass
+class FasterRcnnConfig(TwoStageConfig):
+    """``model.faster_rcnn``: crops of the RPN map go through the extractor's remaining layers."""
     crop_size: int = 14  # crop_and_resize output, then a 2x2 max-pool
     maxpool_kernel_size: int = 2
 
 
 @dataclass
-class RfcnConfig:
+class RfcnConfig(TwoStageConfig):
     """``model.rfcn``: the whole extractor at the RPN's stride, position-sensitive score maps."""
-    image_size: int = 600
-    max_image_size: int = 1024
-    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
-    second_stage: SecondStageConfig = field(default_factory=SecondStageConfig)
     depth: int = 1024  # 1x1 conv before the position-sensitive maps
     num_bins: int = 3  # k x k position-sensitive bins
     crop_size: int = 9  # samples per box side (crop_size / num_bins per bin)

@@ -35,12 +35,12 @@ class ImageCache:
     counts: int32 [N] (valid boxes per image); examples: the N source examples kept.
     """
     images: np.ndarray
+    windows: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
     counts: np.ndarray
     examples: list
     skipped: collections.Counter
-    windows: np.ndarray = None
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -67,14 +67,12 @@ def _largest(example, max_boxes: int):
 def cache_images(dataset, resizer, max_gb: float = 6.0, workers: int | None = None,
                  progress: bool = True, square_size: int = 0,
                  max_boxes: int | None = None) -> ImageCache:
-    """Decodes every image of ``dataset`` with ``resizer`` (an int: a square of that size);
-    skips (and counts) bad ones. ``square_size``: a fixed-shape (SSD) cache at that size
+    """Decodes every image of ``dataset`` with ``resizer`` (train.core.image_resizer); skips
+    (and counts) bad ones. ``square_size``: a fixed-shape (SSD) cache at that size
     instead (augmentation crops then resize to M). ``max_boxes``: images with more ground-truth
     boxes keep the largest ones, counted in ``skipped``."""
     from train.core.image_resizer import FixedShapeResizer
 
-    if isinstance(resizer, int):
-        resizer = FixedShapeResizer(resizer)
     if square_size and not resizer.keep_aspect_ratio:
         resizer = FixedShapeResizer(square_size)
     examples = dataset.examples
@@ -121,7 +119,7 @@ def cache_images(dataset, resizer, max_gb: float = 6.0, workers: int | None = No
         log.warning("%s: %s", dataset.source, ", ".join(f"{v} {k}" for k, v in skipped.items()))
     if not kept:
         raise DataError(f"{dataset.source}: none of the {len(examples)} images could be read")
-    return ImageCache(images[:n], boxes[:n], labels[:n], counts[:n], kept, skipped, windows[:n])
+    return ImageCache(images[:n], windows[:n], boxes[:n], labels[:n], counts[:n], kept, skipped)
 
 
 def _example_fn(cache: ImageCache):

@@ -105,11 +105,3 @@ class DetectionModel(tf.Module):
         raise NotImplementedError(
             f"export of {self.meta_architecture} models is not supported yet (only SSD)")
 
-
-def unpad_boxes(boxes, windows):
-    """``boxes [B, N, 4]`` normalised to the padded input -> normalised to the true image
-    (``windows [B, 2]``; None = whole input), clipped to [0, 1]."""
-    if windows is None:
-        return tf.clip_by_value(boxes, 0.0, 1.0)
-    scale = tf.tile(tf.convert_to_tensor(windows, tf.float32), [1, 2])[:, None, :]
-    return tf.clip_by_value(boxes / scale, 0.0, 1.0)

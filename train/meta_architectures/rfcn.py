@@ -35,7 +35,6 @@ class PositionSensitiveBoxClassifier:
     def __call__(self, first_stage_outputs, boxes, training=False):
         """-> ``class_logits [B, n, K+1]``, ``box_encodings [B, n, 1, 4]``."""
         bins, crop = (self.num_bins,) * 2, (self.crop_size,) * 2
-        boxes = tf.stop_gradient(boxes)
         logits = position_sensitive_crop(first_stage_outputs["class_maps"], boxes, bins, crop)
         encodings = position_sensitive_crop(first_stage_outputs["box_maps"], boxes, bins, crop)
         return logits, encodings[:, :, None, :]
