@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 import yaml
 
 from tests.helpers import make_dataset, tiny_config
@@ -100,6 +101,26 @@ def test_sigkill_then_resume(data, tmp_path):
     assert _checkpoint_steps(out)[-1] == last + 5
     with open(os.path.join(out, "train_log.json")) as f:
         assert json.load(f)["steps_this_run"] == 5
+
+
+def test_resume_finds_checkpoint_the_state_file_missed(tmp_path):
+    """SIGKILL after ckpt-N is written but before the state file names it: resume from ckpt-N;
+    a newer checkpoint cut short mid-write is skipped for the one before it."""
+    from train.trainer import Trainer
+    config = tiny_config(steps=5)
+    out = str(tmp_path / "run")
+    trainer = Trainer(config, num_classes=3, out_dir=out)
+    trainer.optimizer.iterations.assign(10)
+    trainer.save()
+    trainer.optimizer.iterations.assign(20)
+    trainer.checkpoint.write(os.path.join(out, "checkpoints", "ckpt-20"))  # state file untouched
+    with open(os.path.join(out, "checkpoints", "ckpt-30.index"), "wb") as f:
+        f.write(b"cut short")
+    assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-10")
+    again = Trainer(config, num_classes=3, out_dir=out)
+    assert again.restore() == 20
+    assert again.manager.latest_checkpoint.endswith("ckpt-20")  # state file now names it
+    assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-20")
 
 
 def test_sigterm_checkpoints_and_stops(data, tmp_path):

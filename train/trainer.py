@@ -60,6 +60,18 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def _checkpoints_on_disk(directory: str) -> list:
+    """Prefixes of the ckpt-N checkpoints in `directory` that have an index, newest first."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    steps = []
+    for name in tf.io.gfile.listdir(directory):
+        stem = name[:-len(".index")] if name.endswith(".index") else ""
+        if stem.startswith("ckpt-") and stem[5:].isdigit():
+            steps.append(int(stem[5:]))
+    return [os.path.join(directory, f"ckpt-{n}") for n in sorted(steps, reverse=True)]
+
+
 class Trainer:
     """Owns the model, optimizer, checkpoint manager and the distributed training step."""
 
@@ -80,10 +92,26 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self) -> int:
-        """Restores the latest checkpoint, if any; returns the step it was taken at."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
-            log.info("resumed from %s (step %d)", self.manager.latest_checkpoint, self.step)
+        """Restores the newest readable checkpoint, if any; returns the step it was taken at.
+
+        A SIGKILL between writing ckpt-N and updating the state file leaves a complete ckpt-N that
+        the manager does not list, so the directory is scanned too; a checkpoint that fails to
+        read (killed mid-write) is skipped with a warning for the one before it.
+        """
+        directory = self.manager.directory
+        for prefix in _checkpoints_on_disk(directory):
+            try:
+                self.checkpoint.restore(prefix).expect_partial()
+            except (tf.errors.OpError, ValueError) as e:
+                log.warning("skipping unreadable checkpoint %s: %s", prefix, str(e).splitlines()[0])
+                continue
+            if prefix != self.manager.latest_checkpoint:  # let the manager track and rotate it
+                paths = [p for p in self.manager.checkpoints if p != prefix] + [prefix]
+                tf.compat.v1.train.update_checkpoint_state(directory, prefix, paths)
+                self.manager = tf.train.CheckpointManager(
+                    self.checkpoint, directory, max_to_keep=self.config.train.keep_checkpoints)
+            log.info("resumed from %s (step %d)", prefix, self.step)
+            break
         return self.step
 
     def save(self) -> str:
