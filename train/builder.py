@@ -17,8 +17,10 @@ from train.feature_extractors import build_extractor
 
 def _extractor(config: ModelConfig):
     fe = config.feature_extractor
+    kwargs = {} if fe.output_stride is None else {"output_stride": fe.output_stride}
     return build_extractor(fe.name, depth_multiplier=fe.depth_multiplier,
-                           batchnorm_momentum=fe.batchnorm_momentum, weight_decay=fe.weight_decay)
+                           batchnorm_momentum=fe.batchnorm_momentum, weight_decay=fe.weight_decay,
+                           **kwargs)
 
 
 def build_ssd(config: ModelConfig, num_classes: int):

@@ -24,6 +24,8 @@ class ExtractorConfig:
     depth_multiplier: float = 1.0
     batchnorm_momentum: float = 0.997
     weight_decay: float = 4e-5
+    output_stride: int | None = None  # 8 / 16 by atrous convolution; None: the extractor's default
+    weights: str | None = None  # "imagenet" (Keras' cache) or a .h5 / .weights.h5 file; fresh runs
 
 
 @dataclass
