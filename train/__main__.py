@@ -1,4 +1,4 @@
-"""Command line: ``python -m train {generate,fit,evaluate,report,package} ...``."""
+"""Command line: ``python -m train {generate,fit,evaluate,report,package,describe} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,12 @@ def _package(args):
           f"parameters, {info['bytes'] / 1e6:.1f} MB of weights)")
 
 
+def _describe(args):
+    from train.describe import main as describe_main
+
+    describe_main(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train", description="Train and evaluate Frontier detectors.")
@@ -95,6 +101,24 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="new directory, e.g. zoo/NAME")
     p.add_argument("--checkpoint", help="a checkpoint prefix (default: the run's latest)")
     p.set_defaults(func=_package)
+
+    p = sub.add_parser(
+        "describe", help="parameters, FLOPs, feature maps and anchors of a config (no training)",
+        description="Builds the config's detector (fresh weights) and prints the facts a "
+        "speed/accuracy report plots: parameters (total, per Keras model, backbone vs heads), "
+        "FLOPs of the whole detect path at batch 1 (TensorFlow's profiler, float_operation: a "
+        "multiply-add counts 2), feature-map sizes, anchor counts, input size and proposals.")
+    p.add_argument("--config", required=True,
+                   help="YAML file, or the name of a bundled config in train/configs/")
+    p.add_argument("--image-size", type=int, help="input resolution: SSD M x M; two-stage: the "
+                   "shorter edge (the longer-edge cap scales with it), as in `evaluate`")
+    p.add_argument("--num-proposals", type=int, help="two-stage models: proposals per image "
+                   "(overrides first_stage.max_proposals)")
+    p.add_argument("--num-classes", type=int, help="classes K (default: model.num_classes; if "
+                   "0, 8 for *shapes* configs, else 90 as the TF1 COCO zoo)")
+    p.add_argument("--json", help="also write the facts to this JSON file (atomically)")
+    p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (faster)")
+    p.set_defaults(func=_describe)
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser (python -m train.data.generate)
