@@ -149,7 +149,11 @@ def _machine() -> dict:
 
 def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
         progress: bool = True) -> dict:
-    """Trains ``config`` on ``data`` (train split) into ``out_dir``; resumes if it has checkpoints."""
+    """Trains ``config`` on ``data`` (train split) into ``out_dir``; resumes if it has checkpoints.
+
+    A fresh run (step 0) first loads ``model.feature_extractor.weights`` (``imagenet`` | a
+    weights file; summary in ``weights.json``), then ``train.init_from`` (``init_from.json``),
+    so init_from overrides what both set. A resumed run reloads neither."""
     from tqdm import tqdm
 
     tc = config.train
@@ -170,6 +174,10 @@ def fit(config: Config, data: str, out_dir: str, strategy: str = "default",
     tf.random.set_seed(tc.seed)
     trainer = Trainer(config, dataset.num_classes, out_dir, make_strategy(strategy))
     start = trainer.restore()
+    weights = config.model.feature_extractor.weights
+    if start == 0 and weights:  # ImageNet (or a file) into the backbone; resumed runs keep theirs
+        from train.feature_extractors.weights import load_weights
+        write_json(os.path.join(out_dir, "weights.json"), load_weights(trainer.model, weights))
     if start == 0 and tc.init_from:  # a resumed run keeps its own weights
         from train.init_from import initialize_from
         write_json(os.path.join(out_dir, "init_from.json"),
