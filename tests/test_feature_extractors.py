@@ -4,8 +4,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from train.feature_extractors import EXTRACTORS, build_extractor, ssd_feature_maps
+from train.feature_extractors import build_extractor, ssd_feature_maps
 from train.feature_extractors.base import rebuild_application
+
+# The mobile extractors (with a depth multiplier); the server ones: tests/test_server_extractors.py.
+MOBILE = ("mobilenet_v1", "mobilenet_v2", "inception_v2")
 
 
 def bn_layers(model):
@@ -16,7 +19,7 @@ def bn_layers(model):
 def backbones_300():
     """{name: (extractor, backbone for 300x300)} at depth multiplier 1."""
     out = {}
-    for name in EXTRACTORS:
+    for name in MOBILE:
         e = build_extractor(name, batchnorm_momentum=0.9)
         out[name] = (e, e.backbone((300, 300, 3)))
     return out
@@ -141,7 +144,7 @@ def test_endpoint_shapes_at_300(backbones_300, name, channels):
         assert endpoint in e.endpoints
 
 
-@pytest.mark.parametrize("name", list(EXTRACTORS))
+@pytest.mark.parametrize("name", MOBILE)
 def test_any_input_size(name):
     e = build_extractor(name, depth_multiplier=0.25)
     b = e.backbone((None, None, 3), endpoints=("C4", "C5"))
@@ -205,7 +208,7 @@ def test_batchnorm_momentum_is_set(backbones_300):
         assert all(l.momentum == pytest.approx(0.9) for l in bns), name
 
 
-@pytest.mark.parametrize("name", list(EXTRACTORS))
+@pytest.mark.parametrize("name", MOBILE)
 def test_weight_decay_is_slim_l2_on_conv_kernels(name):
     wd = 1e-2
     b = build_extractor(name, depth_multiplier=0.25, weight_decay=wd).backbone((64, 64, 3))
@@ -228,7 +231,7 @@ def test_no_weight_decay_no_losses():
 
 # --- SSD extra layers -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(EXTRACTORS))
+@pytest.mark.parametrize("name", MOBILE)
 def test_ssd_feature_maps_300_layout(backbones_300, name):
     e, b = backbones_300[name]
     image = keras.Input((300, 300, 3))

@@ -61,6 +61,7 @@ class InceptionV2(FeatureExtractor):
     endpoint_layers = {"C4": "Mixed_4e", "C5": "Mixed_5c", "Mixed_4c": "Mixed_4c"}
     ssd_endpoints = ("Mixed_4c", "C5")
     rpn_endpoint = "C4"
+    output_strides = ()  # atrous Mixed_5 is not written yet
     min_depth = 16
 
     def _depth(self, d: int) -> int:
@@ -141,10 +142,12 @@ class InceptionV2(FeatureExtractor):
     def backbone(self, input_shape, endpoints=None, output_stride=None):
         input_shape = self._check_input_shape(input_shape)
         endpoints = self._check_endpoints(endpoints)
+        output_stride = self.output_stride if output_stride is None else output_stride
         if output_stride is not None and output_stride < 32 and "C5" in endpoints:
             raise ValueError(f"train/feature_extractors ({self.name}): output_stride "
                              f"{output_stride} (atrous Mixed_5) is not supported yet; R-FCN "
-                             "needs it: use mobilenet_v1 or mobilenet_v2")
+                             "needs it: use another feature_extractor.name, e.g. mobilenet_v2 "
+                             "or resnet101")
         layer_names = [self.endpoint_layers[e] for e in endpoints]
         last = max(layer_names, key=STAGES.index)
         image = keras.Input(shape=input_shape, name="image")

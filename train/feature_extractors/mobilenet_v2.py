@@ -19,8 +19,9 @@ class MobileNetV2(ApplicationExtractor):
     endpoint_layers = {"C4": "block_13_expand_relu", "C5": "out_relu"}
     ssd_endpoints = ("C4", "C5")
     rpn_endpoint = "C4"
+    output_strides = (16, 32)  # 16: the last stride-2 block atrous (R-FCN)
 
-    def _application(self, include_top, classes):
+    def _application(self, classes):
         return keras.applications.MobileNetV2(
             input_shape=(224, 224, 3), alpha=self.depth_multiplier, weights=None,
-            include_top=include_top, classes=classes)
+            include_top=True, classes=classes)
