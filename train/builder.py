@@ -44,7 +44,7 @@ def _two_stage_parts(config: ModelConfig, extractor) -> dict:
     fs, ss = c.first_stage, c.second_stage
     resizer = KeepAspectRatioResizer(c.image_size, c.max_image_size)
     rpn = RegionProposalNetwork(
-        image_shape=resizer.output_shape, stride=extractor.endpoints[extractor.rpn_endpoint],
+        image_shape=resizer.output_shape, stride=extractor.stride(extractor.rpn_endpoint),
         base_size=fs.anchors.base_size, scales=fs.anchors.scales,
         aspect_ratios=fs.anchors.aspect_ratios, conv_depth=fs.conv_depth,
         kernel_size=fs.kernel_size, matched_threshold=fs.matcher.matched_threshold,

@@ -37,7 +37,9 @@ class CropBoxClassifier:
         net = extractor.box_classifier((side, side, channels))
         self.layer_names = {l.name for l in net.layers}
         reg = kernel_regularizer(extractor.weight_decay)
-        x = layers.GlobalAveragePooling2D(name="SecondStageBoxPredictor/pool")(net.output)
+        x = net.output  # [M, h, w, C], or [M, C] after VGG's fc7
+        if len(x.shape) == 4:
+            x = layers.GlobalAveragePooling2D(name="SecondStageBoxPredictor/pool")(x)
         logits = layers.Dense(num_classes + 1, kernel_regularizer=reg,
                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                               name="SecondStageBoxPredictor/ClassPredictor")(x)

@@ -48,9 +48,10 @@ class RFCN(TwoStageDetector):
         """``rpn``: a RegionProposalNetwork for ``image_resizer.output_shape``; ``two_stage``:
         the TwoStageDetector keyword arguments (proposal_sampler, loss weights, NMS)."""
         height, width = image_resizer.output_shape
-        rpn_map, last = extractor.rpn_endpoint, list(extractor.endpoints)[-1]
+        rpn_map = extractor.rpn_endpoint
+        last = max(extractor.endpoints, key=extractor.endpoints.get)  # the topmost map
         backbone = extractor.backbone((height, width, 3), endpoints=[rpn_map, last],
-                                      output_stride=extractor.endpoints[rpn_map])
+                                      output_stride=extractor.stride(rpn_map))
         box_encodings, objectness = rpn.head(backbone.output[rpn_map], extractor.weight_decay)
         reg = kernel_regularizer(extractor.weight_decay)
         x = layers.Conv2D(depth, 1, activation="relu", kernel_regularizer=reg,
