@@ -4,8 +4,8 @@
     python benchmarks/tf_latency.py --run runs/demo --json runs/demo/tf_benchmark.json
     python benchmarks/tf_latency.py --run runs/long_faster_rcnn_mobilenet_v2 \
         --num-proposals 300,100,50,20,10 --json frcnn_latency.json      # paper Fig. 6
-    python benchmarks/tf_latency.py --config faster_rcnn_resnet101_coco --image-size 600,300 \
-        --runs 5 --warmup 2 --json resnet.json          # untrained weights (random init)
+    python benchmarks/tf_latency.py --image-size 600,300 --runs 5 --warmup 2 --json resnet.json \
+        --config faster_rcnn_resnet101_coco,faster_rcnn_resnet101_stride8_coco   # untrained
 
 The model runs as the paper timed it: batch 1, post-processing (decode + NMS) included, one
 ``tf.function`` call per frame on all of TensorFlow's threads. Stages: ``preprocess`` (resize a
@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def tf_benchmark(run_dir: str | None, runs: int = 100, warmup: int = 10,
                  num_proposals: list[int] | None = None, image_sizes: list[int] | None = None,
                  config: str | None = None, num_classes: int = 90) -> dict:
-    results = [_one(run_dir, runs, warmup, n, m, config, num_classes)
+    configs = config.split(",") if config else [None]
+    results = [_one(run_dir, runs, warmup, n, m, c, num_classes) for c in configs
                for m in (image_sizes or [None]) for n in (num_proposals or [None])]
     from edge_runtime.benchmark import machine_info
     return {"tool": "benchmarks/tf_latency.py", "machine": machine_info(),
@@ -106,7 +107,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="a trained run directory (python -m train fit --out)")
-    src.add_argument("--config", help="a config (file or bundled name), timed untrained")
+    src.add_argument("--config", help="config(s) (file or bundled name; comma-separated: each "
+                     "timed in this run), untrained")
     p.add_argument("--num-classes", type=int, default=90, help="--config: classes (COCO: 90)")
     p.add_argument("--json", required=True)
     p.add_argument("--runs", type=int, default=100)
