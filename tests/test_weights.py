@@ -314,3 +314,85 @@ def test_fit_loads_imagenet_weights_at_a_fresh_start_only(v1_file, tmp_path, mon
     os.remove(os.path.join(out, "weights.json"))
     fit(config, data, out, progress=False)  # resumed at step 1: nothing reloaded
     assert not os.path.exists(os.path.join(out, "weights.json"))
+
+
+def _caffe_application(tmp_path, app, first_conv, seed):
+    """A random keras.applications model (64x64, notop) saved -> (path, {layer: [arrays]},
+    pixels x [1, 64, 64, 3] in [0, 255], Keras' first conv output on preprocess_input(x,
+    mode="caffe")). All read out at once, before any extractor is built (see above)."""
+    from tf_keras.applications.imagenet_utils import preprocess_input
+
+    model = app(weights=None, include_top=False, input_shape=(64, 64, 3))
+    _randomize(model, seed)
+    path = str(tmp_path / f"{model.name}.h5")
+    model.save_weights(path)
+    x = np.random.default_rng(seed).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    caffe = preprocess_input(x.copy(), mode="caffe")
+    expected = keras.Model(model.input, model.get_layer(first_conv).output)(caffe).numpy()
+    return path, {l.name: [w.numpy() for w in l.weights] for l in model.layers}, x, expected
+
+
+def _assert_caffe_folded(backbone, summary, first_conv, weights, got, expected, border):
+    assert summary["preprocessing"] == {"mode": "caffe", "layer": first_conv, "order": "BGR",
+                                        "mean": [103.939, 116.779, 123.68]}
+    inner = (slice(None), slice(border, -border), slice(border, -border))
+    np.testing.assert_allclose(got[inner], expected[inner], rtol=0,
+                               atol=1e-5 * np.abs(expected).max())
+    assert np.abs(got - expected).max() > 1e-3 * np.abs(expected).max()  # the border differs
+    checked = 0
+    for layer in backbone.layers:
+        if layer.name == first_conv or not layer.weights:
+            continue
+        for ours, theirs in zip(layer.weights, weights[layer.name]):
+            np.testing.assert_array_equal(ours.numpy(), theirs)
+            checked += 1
+    assert checked == summary["tensors"] - 2
+
+
+def test_vgg16_caffe_preprocessing_is_folded_into_block1_conv1_not_by_init_from(tmp_path,
+                                                                                 capsys):
+    from types import SimpleNamespace
+
+    from train.init_from import initialize_from
+
+    path, weights, x, expected = _caffe_application(tmp_path, keras.applications.VGG16,
+                                                    "block1_conv1", 5)
+    extractor = build_extractor("vgg16")
+    backbone = extractor.backbone((64, 64, 3))
+    summary = load_weights(backbone, path, extractor)
+    assert ("folded caffe preprocessing (BGR, mean 103.939 116.779 123.68) into block1_conv1"
+            in capsys.readouterr().out)
+    first = keras.Model(backbone.input, backbone.get_layer("block1_conv1").output)
+    got = first(x / 127.5 - 1).numpy()  # block1_conv1 is 3x3 SAME in both: the same grid
+    _assert_caffe_folded(backbone, summary, "block1_conv1", weights, got, expected, 1)
+    # a bare Keras model and no extractor: unknown preprocessing, nothing folded
+    assert load_weights(backbone, path)["preprocessing"] is None
+    np.testing.assert_array_equal(backbone.get_layer("block1_conv1").kernel.numpy(),
+                                  weights["block1_conv1"][0])
+    # init_from (our runs' weights, already in our convention) folds nothing either
+    load_weights(backbone, path, extractor)
+    ours = str(tmp_path / "ours.h5")
+    backbone.save_weights(ours)
+    backbone.get_layer("block1_conv1").kernel.assign(np.zeros((3, 3, 3, 64), np.float32))
+    names = {l.name for l in backbone.layers}
+    initialize_from(SimpleNamespace(keras_models={"model": backbone}, extractor=extractor,
+                                    backbone_layer_names=lambda: names), ours)
+    np.testing.assert_array_equal(
+        backbone.get_layer("block1_conv1").kernel.numpy(),
+        127.5 * weights["block1_conv1"][0][:, :, ::-1, :])
+
+
+def test_resnet101_caffe_preprocessing_is_folded_into_conv1_conv(tmp_path):
+    path, weights, x, expected = _caffe_application(tmp_path, keras.applications.ResNet101,
+                                                    "conv1_conv", 6)
+    extractor = build_extractor("resnet101")
+    # Keras pads conv1 by 3 on each side (7x7/2: output i centred on pixel 2i); ours is SAME
+    # (2 before, 3 after at 64: centred on 2i + 1), so ours sees the image one pixel down and
+    # right in a 66x66 input to sample the same grid.
+    backbone = extractor.backbone((66, 66, 3), endpoints=["C3"])
+    summary = load_weights(backbone, path, extractor)
+    image = np.zeros((1, 66, 66, 3), np.float32)
+    image[:, 1:65, 1:65] = x / 127.5 - 1
+    first = keras.Model(backbone.input, backbone.get_layer("conv1_conv").output)
+    got = first(image).numpy()[:, :32, :32]
+    _assert_caffe_folded(backbone, summary, "conv1_conv", weights, got, expected, 2)

@@ -16,6 +16,9 @@ unit (``convN_block1``: the 1x1 ``_1_conv`` and the shortcut ``_0_conv``):
 reads C4 (19x19 at 300 at stride 16, 38x38 at stride 8); the box classifier is conv5 on the crops
 with conv5_block1 at stride 1 and no dilation, as the TF OD API's (7x7 max-pooled crops stay 7x7 ->
 [N, 7, 7, 2048]). SSD pairs C3 with C5 (38x38 and 19x19 at 300); R-FCN takes C5.
+
+Keras' ImageNet weights expect "caffe" preprocessing (BGR, mean subtracted, no scaling);
+``weights.load_weights`` folds it into ``conv1_conv`` so that our [-1, 1] RGB input fits them.
 """
 import tf_keras as keras
 
@@ -33,6 +36,8 @@ class ResNet101(ApplicationExtractor):
     default_output_stride = 16
     has_depth_multiplier = False
     box_classifier_unstrided = ("conv5_block1_0_conv", "conv5_block1_1_conv")
+    imagenet_preprocessing = "caffe"  # keras.applications' weights; folded in on loading them
+    imagenet_first_conv = "conv1_conv"
 
     def _application(self, classes):
         return keras.applications.ResNet101(input_shape=(224, 224, 3), weights=None,

@@ -15,6 +15,9 @@ The RPN reads conv5_3; the box classifier is block5_pool, fc6 and fc7 on 14x14 c
 block5_pool, the 25,088 inputs of fc6) -> [N, 4096], as in Faster R-CNN's paper. SSD pairs conv4_3
 (38x38 at 300) with conv5_3 (19x19); R-FCN uses conv5_3 as its last map. The top map is at stride
 16 natively, so ``output_stride`` can only be 16.
+
+Keras' ImageNet weights expect "caffe" preprocessing (BGR, mean subtracted, no scaling);
+``weights.load_weights`` folds it into ``block1_conv1`` so that our [-1, 1] RGB input fits them.
 """
 import tf_keras as keras
 
@@ -32,6 +35,8 @@ class VGG16(ApplicationExtractor):
     align_feature_maps = True
     box_classifier_output = "fc2"
     crop_shape = (14, 14, 512)
+    imagenet_preprocessing = "caffe"  # keras.applications' weights; folded in on loading them
+    imagenet_first_conv = "block1_conv1"
 
     def _application(self, classes):
         return keras.applications.VGG16(input_shape=(224, 224, 3), weights=None,

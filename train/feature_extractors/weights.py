@@ -25,7 +25,22 @@ MobileNet files are the 224x224 ones (the weights of an ``include_top=False`` mo
 on the input size; our extractors run at any size).
 
 A PATH is a legacy Keras ``.h5`` (``model.save_weights("x.h5")``) or a Keras 3 ``.weights.h5``
-(``train.init_from.read_weights_file`` reads both).
+(``train.init_from.read_weights_file`` reads both) of a ``keras.applications`` model, in
+``keras.applications``' own convention, i.e. weights for the input its ``preprocess_input``
+makes (the caffe folding below is applied to a PATH as to ``imagenet``). Weights of our own runs
+are already in our convention: start from them with ``train.init_from``, which folds nothing.
+
+Preprocessing. Our extractors all take RGB scaled to [-1, 1] (``FeatureExtractor.preprocess``, a
+single scalar mean / std 127.5 / 127.5 for the exports). That is ``keras.applications``' "tf"
+mode (MobileNet v1 / v2, Inception v3, Inception-ResNet-v2); VGG-16's and ResNet-101's weights
+were trained with "caffe" preprocessing instead (``imagenet_utils.preprocess_input(mode=
+"caffe")``: RGB -> BGR, minus the per-channel mean ``CAFFE_MEAN_BGR``, no scaling). For those
+(``imagenet_preprocessing = "caffe"`` on the extractor class) the caffe step is folded into the
+first convolution (``imagenet_first_conv``: ``block1_conv1``, ``conv1_conv``) on loading, see
+``fold_caffe_preprocessing``, so that x' = x / 127.5 - 1 gives the first layer's output Keras
+gives on the caffe input. Exact except at the image border: our zero padding is zero in x'
+space (pixel 127.5), caffe's zero in mean-subtracted space (pixel = the mean), so the outputs
+whose window overlaps the padding differ slightly.
 
 Loading is strict, by layer name: every weight of every backbone layer (for two-stage models
 also the box classifier's layers) must be in the file with the same shape, or nothing is loaded
@@ -249,6 +264,66 @@ def _by_layer_order(path: str, extractor) -> dict | None:
     return None
 
 
+# keras.applications.imagenet_utils.preprocess_input(mode="caffe"): mean of B, G, R.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def fold_caffe_preprocessing(kernel, bias):
+    """A first convolution's ``kernel [kh, kw, 3, out]`` and ``bias [out]`` trained on caffe
+    input (c = flip_channels(x) - CAFFE_MEAN_BGR, x the RGB pixels in [0, 255]) -> the kernel and
+    bias that give the same output on our x' = x / 127.5 - 1 (RGB):
+
+        W * (flip(127.5 x' + 127.5) - mean) + b
+            = (127.5 W, input channels reversed) * x' + (b + sum over the window and the input
+              channels of W * (127.5 - mean_bgr))
+
+    Exact except where the window overlaps the zero padding at the border (module doc)."""
+    k = np.asarray(kernel, np.float64)
+    b = np.asarray(bias, np.float64)
+    if k.ndim != 4 or k.shape[2] != 3:
+        raise ValueError(f"fold_caffe_preprocessing: expected a [kh, kw, 3, out] kernel, got "
+                         f"{k.shape}")
+    shift = 127.5 - np.asarray(CAFFE_MEAN_BGR, np.float64)  # per caffe (BGR) input channel
+    folded_bias = b + np.einsum("hwio,i->o", k, shift)
+    folded_kernel = 127.5 * k[:, :, ::-1, :]
+    return (folded_kernel.astype(np.asarray(kernel).dtype),
+            folded_bias.astype(np.asarray(bias).dtype))
+
+
+def imagenet_preprocessing(extractor) -> tuple[str, str] | None:
+    """``(mode, first conv layer)`` for an extractor whose keras.applications weights expect
+    other preprocessing than ours (``("caffe", "block1_conv1")`` for vgg16), else None.
+    ``extractor``: a FeatureExtractor, its registry name or None (unknown: nothing to fold)."""
+    if extractor is None:
+        return None
+    if isinstance(extractor, str):
+        from train.feature_extractors import EXTRACTORS
+
+        extractor = EXTRACTORS.get(extractor)
+    mode = getattr(extractor, "imagenet_preprocessing", None)
+    if mode in (None, "tf"):
+        return None
+    if mode != "caffe":
+        raise ValueError(f"{KEY}: unknown imagenet_preprocessing {mode!r} of {extractor}")
+    return mode, extractor.imagenet_first_conv
+
+
+def _fold(values: dict, targets: dict, extractor) -> dict | None:
+    """Folds the extractor's ImageNet preprocessing into ``values`` (a new dict entry for the
+    first conv's kernel and bias); -> what was folded (the summary's ``preprocessing``)."""
+    found = imagenet_preprocessing(extractor)
+    if found is None:
+        return None
+    mode, layer = found
+    kernel, bias = f"{layer}/kernel", f"{layer}/bias"
+    if kernel not in targets:  # a model without the extractor's first layer
+        return None
+    if bias not in targets:
+        raise ConfigError(f"{KEY}: cannot fold {mode} preprocessing into {layer}: it has no bias")
+    values[kernel], values[bias] = fold_caffe_preprocessing(values[kernel], values[bias])
+    return {"mode": mode, "layer": layer, "order": "BGR", "mean": list(CAFFE_MEAN_BGR)}
+
+
 def load_weights(model, spec: str, extractor=None) -> dict:
     """Loads ``spec`` (``imagenet`` | PATH) into ``model``'s backbone layers, strictly (module
     doc); returns and prints a summary. ``model``: a detector (its backbone and box-classifier
@@ -258,7 +333,11 @@ def load_weights(model, spec: str, extractor=None) -> dict:
     Weights are matched by layer name. Where that fails for a legacy ``.h5`` and the extractor
     is a keras.applications one, the file is read by layer order as Keras reads its ImageNet
     files (``_by_layer_order``) and used if then every weight fits (``matched_by: "layer
-    order"`` in the summary)."""
+    order"`` in the summary).
+
+    For VGG-16 and ResNet-101 the file's caffe preprocessing is folded into the first conv
+    (module doc; ``preprocessing`` in the summary). That needs the extractor: with a bare Keras
+    model and no ``extractor`` nothing is folded."""
     keras_models, names, extractor = _targets(model, extractor)
     if extractor is None and isinstance(spec, str) and spec.strip().lower() == "imagenet":
         raise ConfigError(f"{KEY}: imagenet: which extractor? (pass extractor=)")
@@ -288,6 +367,8 @@ def load_weights(model, spec: str, extractor=None) -> dict:
         raise ConfigError(f"{KEY}: {path} does not fit this model's {what} backbone: "
                           f"{' and '.join(problems)}{tried}. Is it a weights file of another "
                           f"architecture or depth_multiplier? Nothing was loaded")
+    values = dict(values)
+    folded = _fold(values, targets, extractor)
     loaded_layers = set()
     parameters = 0
     for key, variable in targets.items():
@@ -298,7 +379,7 @@ def load_weights(model, spec: str, extractor=None) -> dict:
     unused_layers = sorted({k.rsplit("/", 1)[0] for k in unused})
     summary = {"weights": spec, "file": path, "format": fmt, "matched_by": matched_by,
                "tensors": len(targets), "parameters": parameters, "layers": len(loaded_layers),
-               "file_tensors": len(values),
+               "file_tensors": len(values), "preprocessing": folded,
                "skipped_in_file": {"tensors": len(unused), "layers": unused_layers}}
     skipped = (f"{len(unused)} tensors of {len(unused_layers)} "
                f"layer{'s' if len(unused_layers) > 1 else ''} "
@@ -307,7 +388,9 @@ def load_weights(model, spec: str, extractor=None) -> dict:
     line = (f"weights: loaded {len(targets)} tensors ({parameters:,} parameters) into "
             f"{len(loaded_layers)} layers from {path}"
             + (" (by layer order)" if matched_by == "layer order" else "")
-            + f"; skipped in file: {skipped}")
+            + f"; skipped in file: {skipped}"
+            + (f"; folded {folded['mode']} preprocessing ({folded['order']}, mean "
+               f"{' '.join(map(str, folded['mean']))}) into {folded['layer']}" if folded else ""))
     log.info(line)
     print(line)
     return summary
