@@ -382,6 +382,7 @@ def test_vgg16_caffe_preprocessing_is_folded_into_block1_conv1_not_by_init_from(
         127.5 * weights["block1_conv1"][0][:, :, ::-1, :])
 
 
+@pytest.mark.slow  # a 170 MB weights file; VGG-16's fold test covers the same code in make test
 def test_resnet101_caffe_preprocessing_is_folded_into_conv1_conv(tmp_path):
     path, weights, x, expected = _caffe_application(tmp_path, keras.applications.ResNet101,
                                                     "conv1_conv", 6)
