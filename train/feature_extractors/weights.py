@@ -71,7 +71,13 @@ KEY = "model.feature_extractor.weights"
 # registry name -> (keras.applications constructor, file stem); MobileNets: see imagenet_files.
 # Mirrors tf_keras/src/applications/*.py (get_file(..., cache_subdir="models")).
 _V1_ALPHAS = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
-_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+_V2_ALPHAS = {a: str(a) for a in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)}
+# MobileNets: (title, constructor, alpha -> file-name tag, file stem with {tag}).
+_MOBILENETS = {
+    "mobilenet_v1": ("MobileNet v1", "MobileNet", _V1_ALPHAS, "mobilenet_{tag}_224_tf"),
+    "mobilenet_v2": ("MobileNet v2", "MobileNetV2", _V2_ALPHAS,
+                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{tag}_224"),
+}
 _FIXED = {
     "vgg16": ("VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels"),
     "resnet101": ("ResNet101", "resnet101_weights_tf_dim_ordering_tf_kernels"),
@@ -87,22 +93,16 @@ IMAGENET_EXTRACTORS = ("mobilenet_v1", "mobilenet_v2", *_FIXED)
 def imagenet_files(name: str, depth_multiplier: float = 1.0) -> dict:
     """-> ``{"notop": file, "top": file, "call": "keras.applications call that caches them"}``."""
     dm = float(depth_multiplier)
-    if name == "mobilenet_v1":
-        if dm not in _V1_ALPHAS:
-            raise ConfigError(f"{KEY}: imagenet: keras.applications has MobileNet v1 ImageNet "
+    if name in _MOBILENETS:
+        title, constructor, tags, stem = _MOBILENETS[name]
+        if dm not in tags:
+            raise ConfigError(f"{KEY}: imagenet: keras.applications has {title} ImageNet "
                               f"weights for model.feature_extractor.depth_multiplier "
-                              f"{', '.join(map(str, _V1_ALPHAS))}, not {depth_multiplier}")
-        stem = f"mobilenet_{_V1_ALPHAS[dm]}_224_tf"
+                              f"{', '.join(map(str, tags))}, not {depth_multiplier}")
+        stem = stem.format(tag=tags[dm])
         return {"notop": f"{stem}_no_top.h5", "top": f"{stem}.h5",
-                "call": f"MobileNet(weights='imagenet', alpha={dm}, input_shape=(224, 224, 3)"}
-    if name == "mobilenet_v2":
-        if dm not in _V2_ALPHAS:
-            raise ConfigError(f"{KEY}: imagenet: keras.applications has MobileNet v2 ImageNet "
-                              f"weights for model.feature_extractor.depth_multiplier "
-                              f"{', '.join(map(str, _V2_ALPHAS))}, not {depth_multiplier}")
-        stem = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{dm}_224"
-        return {"notop": f"{stem}_no_top.h5", "top": f"{stem}.h5",
-                "call": f"MobileNetV2(weights='imagenet', alpha={dm}, input_shape=(224, 224, 3)"}
+                "call": f"{constructor}(weights='imagenet', alpha={dm}, "
+                        "input_shape=(224, 224, 3)"}
     if name in _FIXED:
         if dm != 1.0:
             raise ConfigError(f"{KEY}: imagenet: {name}'s ImageNet weights are for "
