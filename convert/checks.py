@@ -33,6 +33,10 @@ def check_operators(model_path: str, path: str, postprocess: bool) -> list[str]:
     if flex:
         raise ExportError(f"{path}: needs Flex (Select TF) ops {flex}, which LiteRT on a Pi or "
                           "phone does not have; refusing this model")
+    custom = sorted({o for o in ops if o != OP_NAME and not o.isupper()})
+    if custom:
+        raise ExportError(f"{path}: needs custom ops {custom} that LiteRT does not register; "
+                          f"only built-ins and {OP_NAME} are allowed")
     fused = ops.count(OP_NAME)
     if postprocess and fused != 1:
         raise ExportError(f"{path}: expected exactly one {OP_NAME} op, found {fused}")
@@ -99,9 +103,11 @@ def agreement(source, detector, images: np.ndarray, strict: bool) -> dict:
         n = int(out["num_detections"][0])
         ref = {"boxes": out["boxes"][0, :n], "classes": out["classes"][0, :n].astype(int),
                "scores": out["scores"][0, :n]}
-        detector.invoke(detector.preprocess(image))  # = detector.detect(image), keeping the
-        raw = detector.raw_outputs()                 # op's own rows for the cut-off
-        d = detector.parse(raw)  # clipped, zero-area boxes dropped: what TensorFlow returns
+        # ``image`` is already the model's input (resized and, two-stage, padded): both sides
+        # see the same pixels and give boxes relative to the whole input (window 1 x 1)
+        detector.invoke(detector.to_input(image))  # = detector.detect, keeping the op's
+        raw = detector.raw_outputs()               # own rows for the cut-off
+        d = detector.parse(raw, window=(1.0, 1.0))  # clipped, zero-area boxes dropped
         got = {"boxes": d.boxes, "classes": d.classes.astype(int), "scores": d.scores}
         n_raw = int(np.asarray(raw["num_detections"]).reshape(-1)[0])
         dropped += n_raw - len(d)

@@ -50,19 +50,22 @@ def check_output_path(out: str, is_dir: bool = False) -> str:
     return out
 
 
-def check_images(data: str | None, split: str, count: int | None, size: int) -> np.ndarray:
-    """Images for the TFLite-vs-TensorFlow check: from ``data`` (``count`` None = all of the
-    split), or without data, freshly rendered images of the bundled shapes generator."""
-    import cv2
+def check_images(data: str | None, split: str, count: int | None, size) -> np.ndarray:
+    """Images for the TFLite-vs-TensorFlow check, as the model's input (``size``: M or an
+    image resizer, see convert.quantize.calibration_images): from ``data`` (``count`` None =
+    all of the split), or without data, freshly rendered images of the bundled shapes
+    generator."""
+    from train.core.image_resizer import FixedShapeResizer
 
+    resizer = FixedShapeResizer(size) if isinstance(size, int) else size
     if data:
         from convert.quantize import calibration_images
         from train.data import load_dataset
         n = count or len(load_dataset(data, split).examples)
-        return calibration_images(data, split, n, size, seed=1)
+        return calibration_images(data, split, n, resizer, seed=1)
     from train.data.synthetic import render_image
     images = [render_image(7, "val", i)[0] for i in range(count or 8)]
-    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    return np.stack([resizer.resize_numpy(im)[0] for im in images])
 
 
 def _convert(source, mode, images, postprocess, granularity):
@@ -108,6 +111,12 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     if mode != "float32":
         export_info["granularity"] = granularity
     images = None
+    if source.dynamic_anchors and not postprocess:
+        raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in the "
+                          "fused op (its anchors are the proposals)")
+    if mode == "qat" and source.dynamic_anchors:
+        raise ExportError(f"--quantize qat is SSD-only for now ({source.meta_architecture} "
+                          "has no quantization-aware fine-tuning yet); use --quantize int8")
     if mode == "qat" and source.model is None:
         raise ExportError("--quantize qat fine-tunes the Keras model and needs a training "
                           "run (--run); a SavedModel holds no trainable Keras model")
@@ -115,7 +124,7 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         if not data:
             raise ExportError(f"--quantize {mode} needs --data (the training data: calibration"
                               f"{' and fine-tuning' if mode == 'qat' else ''} images)")
-        images = load_calibration(data, calibration_split, calibration_images, source.image_size)
+        images = load_calibration(data, calibration_split, calibration_images, source.resizer)
         export_info["calibration"] = {"data": os.path.abspath(data), "split": calibration_split,
                                       "images": int(len(images))}
     if mode == "qat":
@@ -146,7 +155,7 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
                                       or abs(scale - 1.0) > 1e-6 or zero_point != 0):
             raise ExportError(f"{out}: integer input is {detector.input_dtype} scale {scale} "
                               f"zero point {zero_point}, expected raw uint8 pixels (1.0, 0)")
-        test_images = check_images(data, check_split, num_check_images, source.image_size)
+        test_images = check_images(data, check_split, num_check_images, source.resizer)
         if postprocess:
             # TensorFlow's NMS is per class; the op's fast NMS is not, so only regular NMS in
             # float32 must match exactly (fast NMS reports its agreement like a quantized model)
@@ -181,6 +190,9 @@ def export_saved_model(source, out: str) -> str:
 
     if source.model is None:
         raise ExportError("--format saved_model needs a training run (--run)")
+    if source.dynamic_anchors:
+        raise ExportError(f"--format saved_model is SSD-only; export the "
+                          f"{source.meta_architecture} run to .tflite (the default)")
     out = check_output_path(out, is_dir=True)
     module = tf.Module()
     module.model = source.trackable
@@ -234,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw box encodings + scores, no fused NMS op (for delegates without it)")
     p.add_argument("--fast-nms", action="store_true",
                    help="the op's class-agnostic fast NMS instead of per-class NMS as in training")
+    p.add_argument("--num-proposals", type=int,
+                   help="two-stage models: proposals fixed in the export (default: the "
+                        "config's first_stage.max_proposals)")
+    p.add_argument("--image-size", type=int,
+                   help="two-stage models: the shorter edge M (the padded input scales with "
+                        "it; must stay a multiple of the RPN's stride); SSD: M x M")
     p.add_argument("--qat-steps", type=int, default=300)
     p.add_argument("--qat-learning-rate", type=float, default=3e-4)
     p.add_argument("--no-progress", action="store_true")
@@ -263,8 +281,13 @@ def main(argv=None) -> int:
                 base if args.run else os.path.dirname(os.path.abspath(base)),
                 f"model_{args.quantize}.tflite"))
         if args.run:
-            source = sources.from_run(args.run, args.checkpoint, use_regular_nms=regular)
+            source = sources.from_run(args.run, args.checkpoint, use_regular_nms=regular,
+                                      num_proposals=args.num_proposals,
+                                      image_size=args.image_size)
         else:
+            if args.num_proposals is not None or args.image_size is not None:
+                raise ExportError("--num-proposals and --image-size need --run (a SavedModel "
+                                  "is fixed)")
             source = sources.from_saved_model(args.saved_model, use_regular_nms=regular)
         if args.format == "saved_model":
             print(f"wrote {export_saved_model(source, out)}")

@@ -23,14 +23,20 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
     a placeholder function at conversion). ``False``: raw ``box_encodings [1, A, 4]`` and
     ``class_predictions [1, A, K+1]`` for runtimes without the op.
     """
-    m = source.image_size
+    h, w = source.input_shape
     anchors = tf.constant(center_size_anchors(source.anchors))  # frozen into the model
     fused = fused_postprocess(source.nms)
     mean, std = float(source.mean), float(source.std)
+    if source.dynamic_anchors and (not postprocess or batch_size != 1):
+        raise ValueError(f"{source.meta_architecture} exports need the fused op and batch 1")
 
-    @tf.function(input_signature=[tf.TensorSpec([batch_size, m, m, 3], tf.float32, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, h, w, 3], tf.float32, name="image")])
     def serve(image):
         x = (image - mean) * (1.0 / std) if pixel_input else image
+        if source.dynamic_anchors:  # two-stage: the proposals are the op's anchors
+            box_encodings, class_predictions, proposals = source.predict(x)
+            return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions,
+                                                     proposals)))
         box_encodings, class_predictions = source.predict(x)
         if not postprocess:
             return dict(zip(RAW_OUTPUTS, (box_encodings, class_predictions)))
@@ -41,9 +47,9 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
 
 def tensorflow_detections(source, *, batch_size: int | None = None):
     """The TensorFlow reference with the same signature (TF NMS, boxes clipped; SavedModel)."""
-    m = source.image_size
+    h, w = source.input_shape
 
-    @tf.function(input_signature=[tf.TensorSpec([batch_size, m, m, 3], tf.float32, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, h, w, 3], tf.float32, name="image")])
     def serve(image):
         out = source.detect(image)
         return {"detection_boxes": out["boxes"],

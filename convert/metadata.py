@@ -37,12 +37,31 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
     if not postprocess:  # the runtime decodes the boxes itself
         anchors["center_size"] = center_size_anchors(source.anchors).round(7).tolist()
     outputs = DETECTION_OUTPUTS if postprocess else RAW_OUTPUTS
+    h, w = source.input_shape
+    resize = {"resize": "stretch (OpenCV INTER_AREA)"}
+    model = {"meta_architecture": cfg.get("meta_architecture"),
+             "feature_extractor": cfg.get("feature_extractor"), "image_size": m}
+    if source.dynamic_anchors:
+        r = source.resizer
+        resize = {"resize": "keep_aspect_ratio", "min_dimension": r.min_dimension,
+                  "max_dimension": r.max_dimension,
+                  "resize_note": ("scale so the shorter edge is min_dimension unless the longer "
+                                  "would pass max_dimension (OpenCV INTER_AREA), pad bottom/right "
+                                  "with zero pixels; output boxes are relative to the padded "
+                                  "input: divide by the window (scaled height / H, width / W), "
+                                  "then clip")}
+        anchors.update(generator="train.core.anchors.grid_anchors (the RPN's); the fused op's "
+                       "anchors are the proposals, computed in the model", stride=source.stride,
+                       settings=cfg[source.meta_architecture]["first_stage"]["anchors"],
+                       image_size=[h, w])
+        model.update(max_image_size=r.max_dimension, num_proposals=source.num_proposals,
+                     rpn_stride=source.stride)
     return {
         "format": FORMAT, "version": VERSION,
         "labels": list(source.labels["category_names"]),
         "category_ids": list(source.labels["category_ids"]),
-        "input": {"name": "image", "shape": [1, m, m, 3], "dtype": input_dtype,
-                  "color": "RGB", "resize": "stretch (OpenCV INTER_AREA)",
+        "input": {"name": "image", "shape": [1, h, w, 3], "dtype": input_dtype,
+                  "color": "RGB", **resize,
                   "mean": 0.0 if integer_input else source.mean,
                   "std": 1.0 if integer_input else source.std,
                   "quantization": input_quant,
@@ -52,8 +71,7 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
         "postprocess": {"fused": postprocess, "op": OP_NAME if postprocess else None,
                         "score_fn": source.score_fn, **source.nms.as_dict()},
         "anchors": anchors,
-        "model": {"meta_architecture": cfg.get("meta_architecture"),
-                  "feature_extractor": cfg.get("feature_extractor"), "image_size": m},
+        "model": model,
         "export": {"quantize": mode, "source": source.provenance,
                    "tensorflow": tf.__version__, "host": platform.node(),
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(

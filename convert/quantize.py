@@ -21,10 +21,15 @@ INTEGER_MODES = ("int8", "qat")
 GRANULARITIES = ("per-channel", "per-tensor")
 
 
-def calibration_images(data: str, split: str, count: int, size: int, seed: int = 0):
-    """``count`` images of ``data`` (``split``) resized to ``[size, size, 3]`` uint8, drawn at
-    random (seeded). Unreadable images are skipped; none readable is an error."""
+def calibration_images(data: str, split: str, count: int, size, seed: int = 0):
+    """``count`` images of ``data`` (``split``) as the model's input, uint8 ``[H, W, 3]``,
+    drawn at random (seeded). ``size``: M (stretched to M x M) or a train.core.image_resizer
+    (two-stage models: aspect kept, padded). Unreadable images are skipped; none readable is
+    an error."""
+    from train.core.image_resizer import FixedShapeResizer
     from train.data import DataError, load_dataset, load_image
+
+    resizer = FixedShapeResizer(size) if isinstance(size, int) else size
 
     if count < 1:
         raise ExportError(f"--calibration-images must be at least 1, got {count}")
@@ -44,7 +49,7 @@ def calibration_images(data: str, split: str, count: int, size: int, seed: int =
         except DataError as e:
             errors.append(str(e))
             continue
-        images.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+        images.append(resizer.resize_numpy(image)[0])
         if len(images) == count:
             break
     if not images:

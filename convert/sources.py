@@ -29,6 +29,11 @@ class ExportSource:
     [B, A, 4], class_scores [B, A, K+1])`` (softmax/sigmoid applied, column 0 = background).
     ``detect(x)``: the TensorFlow reference, same input -> dict of ``boxes [B, N, 4]``,
     ``classes [B, N]`` (0-based), ``scores [B, N]``, ``num_detections [B]``.
+
+    Two-stage models (``meta_architecture`` faster_rcnn / rfcn, convert/two_stage.py): the
+    input is the padded ``input_shape`` (``resizer`` keeps the aspect ratio), ``predict``
+    returns a third tensor, the op's anchors ``[R, 4]`` center-size (the proposals), and
+    ``anchors`` holds the RPN's grid anchors (for the record only).
     """
     predict: object
     detect: object
@@ -44,9 +49,29 @@ class ExportSource:
     model: object = None  # the train.meta_architectures SSD (runs only; QAT needs it)
     trackable: object = None  # owner of the variables ``predict`` uses (for the converter)
     train_config: object = None
+    meta_architecture: str = "ssd"
+    resizer: object = None  # train.core.image_resizer: image -> the input (+ its window)
+    num_proposals: int | None = None
+    stride: int | None = None
+
+    def __post_init__(self):
+        if self.resizer is None:
+            from train.core.image_resizer import FixedShapeResizer
+            self.resizer = FixedShapeResizer(self.image_size)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return tuple(self.resizer.output_shape)
+
+    @property
+    def dynamic_anchors(self) -> bool:
+        """True when ``predict`` returns the op's anchors (two-stage models)."""
+        return self.meta_architecture != "ssd"
 
     def with_keras_model(self, keras_model) -> "ExportSource":
         """The same source predicting with another Keras model (e.g. the QAT one)."""
+        if self.dynamic_anchors:
+            raise ExportError(f"QAT of {self.meta_architecture} models is not supported")
         return replace(self, predict=_predictor(keras_model, self.score_fn),
                        trackable=keras_model)
 
@@ -70,8 +95,11 @@ def nms_from_config(post, num_classes: int, scale_factors, use_regular_nms=True)
                        iou_threshold=post.iou_threshold, scale_factors=tuple(scale_factors))
 
 
-def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool = True):
-    """A ``python -m train fit`` run directory (latest checkpoint unless ``checkpoint``)."""
+def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool = True,
+             num_proposals: int | None = None, image_size: int | None = None):
+    """A ``python -m train fit`` run directory (latest checkpoint unless ``checkpoint``).
+    ``num_proposals`` / ``image_size`` (two-stage: the shorter edge; the padded input scales
+    with it): as ``train evaluate --num-proposals / --image-size``."""
     import dataclasses
 
     from train.config import ConfigError
@@ -82,12 +110,17 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
             raise ExportError(f"{run_dir}: no {name}; --run must be a `python -m train fit` "
                               "output directory")
     try:
-        config, labels, model, ckpt = load_run(run_dir, checkpoint)
+        config, labels, model, ckpt = load_run(run_dir, checkpoint, num_proposals, image_size)
     except FileNotFoundError as e:
         raise ExportError(str(e)) from None
     except ConfigError as e:
         raise ExportError(f"{run_dir}/config.yaml: {e}") from None
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    except ValueError as e:
+        if image_size is not None and "rpn.py" in str(e):  # too small for the RPN's stride
+            raise ExportError(f"--image-size {image_size}: {e}") from None
+        raise ExportError(f"{checkpoint or run_dir}: the checkpoint does not match "
+                          f"{run_dir}/config.yaml ({str(e).strip()[:300]})") from None
+    except (AssertionError, tf.errors.OpError) as e:
         first = str(e).strip().splitlines()[0][:300]
         raise ExportError(f"{checkpoint or run_dir}: the checkpoint does not match "
                           f"{run_dir}/config.yaml ({first})") from None
@@ -95,6 +128,13 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
         spec = model.export_spec()
     except NotImplementedError as e:
         raise ExportError(f"{run_dir}: {e}") from None
+    provenance = {"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
+                  "step": _step_of(ckpt)}
+    if model.meta_architecture in ("faster_rcnn", "rfcn"):
+        return _two_stage_source(model, spec, labels, config, provenance)
+    if model.meta_architecture != "ssd":
+        raise ExportError(f"{run_dir}: the converter does not know meta-architecture "
+                          f"{model.meta_architecture!r} (it exports ssd, faster_rcnn, rfcn)")
     keras_model, score_fn = spec["keras_model"], spec["score_fn"]
     nms = nms_from_config(spec["post_processing"], model.num_classes, spec["box_coder_scales"],
                           use_regular_nms)
@@ -109,9 +149,29 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
         predict=_predictor(keras_model, score_fn), detect=detect,
         image_size=spec["image_size"], anchors=spec["anchors"], nms=nms, labels=labels,
         config=dataclasses.asdict(config.model), score_fn=score_fn,
-        provenance={"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
-                    "step": _step_of(ckpt)},
-        model=model, trackable=keras_model, train_config=config.train)
+        provenance=provenance, model=model, trackable=keras_model, train_config=config.train)
+
+
+def _two_stage_source(model, spec, labels, config, provenance) -> ExportSource:
+    import dataclasses
+
+    from convert import two_stage
+
+    resizer = spec["image_resizer"]
+    height, width = resizer.output_shape
+    if height % spec["stride"] or width % spec["stride"]:
+        raise ExportError(f"the padded input {height}x{width} is not divisible by the RPN's "
+                          f"stride {spec['stride']}; choose an --image-size whose padded size "
+                          f"(max_image_size scales with it) is a multiple of {spec['stride']}")
+    nms = two_stage.nms_settings(spec, model.num_classes)
+    parts = two_stage.source_parts(model, spec, nms)
+    return ExportSource(
+        predict=parts["predict"], detect=parts["detect"], image_size=resizer.min_dimension,
+        anchors=spec["rpn_anchors"], nms=nms, labels=labels,
+        config=dataclasses.asdict(config.model), score_fn="softmax", provenance=provenance,
+        model=model, trackable=model, train_config=config.train,
+        meta_architecture=model.meta_architecture, resizer=resizer,
+        num_proposals=spec["num_proposals"], stride=spec["stride"])
 
 
 def _step_of(ckpt: str):

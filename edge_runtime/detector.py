@@ -37,19 +37,24 @@ class Detections:
         return np.stack([x0 * width, y0 * height, x1 * width, y1 * height], axis=1)
 
 
-def parse_outputs(outputs: dict, score_threshold: float = 0.0) -> Detections:
+def parse_outputs(outputs: dict, score_threshold: float = 0.0, window=(1.0, 1.0)) -> Detections:
     """The four outputs of ``TFLite_Detection_PostProcess`` for one image -> :class:`Detections`.
 
     Only the first ``num_detections`` rows are read; those scoring ``>= score_threshold`` are
-    kept, their boxes clipped to [0, 1] (the op never clips), and then those whose clipped box
-    has zero area (height <= 0 or width <= 0: decoded wholly outside the image) are dropped,
-    as ``train.core.post_processing.batch_multiclass_nms`` does in TensorFlow. The order (by
+    kept, their boxes divided by ``window`` (the image's height and width as fractions of the
+    input: below 1 when the image was padded, two-stage models) and clipped to [0, 1] (the op
+    never clips), and then those whose clipped box has zero area (height <= 0 or width <= 0:
+    decoded wholly outside the image) are dropped, as
+    ``train.core.post_processing.batch_multiclass_nms`` does in TensorFlow. The order (by
     score) is kept. android_demo/app/detector.js applies the same rule.
     """
     n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
     scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
-    boxes = np.clip(np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n],
-                    0.0, 1.0)
+    boxes = np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n]
+    if tuple(window) != (1.0, 1.0):
+        wy, wx = (np.float32(v) for v in window)
+        boxes = boxes / np.array([wy, wx, wy, wx], np.float32)
+    boxes = np.clip(boxes, 0.0, 1.0)
     classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n]
     keep = ((scores >= score_threshold) & (boxes[:, 2] > boxes[:, 0])
             & (boxes[:, 3] > boxes[:, 1]))
@@ -60,8 +65,10 @@ class Detector:
     """A ``.tflite`` detector with its sidecar metadata.
 
     ``detect(image)`` takes an RGB uint8 ``[H, W, 3]`` image of any size; it is resized to the
-    model's input (stretched) and converted to the input's dtype (uint8 raw pixels, or float32
-    ``(pixel - mean) / std``). ``interpolation``: "linear" (default; 8x faster than "area" for
+    model's input -- stretched (SSD), or, when the metadata says ``"resize":
+    "keep_aspect_ratio"`` (Faster R-CNN, R-FCN), scaled as in training and padded at the
+    bottom/right, the boxes then mapped back -- and converted to the input's dtype (uint8 raw
+    pixels, or float32 ``(pixel - mean) / std``). ``interpolation``: "linear" (default; 8x faster than "area" for
     a 640x480 frame, 0.1 vs 0.9 ms here, which matters next to a few-ms invoke) or "area"
     (what training and ``train evaluate`` use: COCO scores then match TensorFlow's exactly).
     """
@@ -87,6 +94,11 @@ class Detector:
         self.mean = float(meta_in.get("mean", 127.5))
         self.std = float(meta_in.get("std", 127.5))
         self.labels = list(self.metadata.get("labels", []))
+        self.keep_aspect_ratio = meta_in.get("resize") == "keep_aspect_ratio"
+        if self.keep_aspect_ratio:
+            self.min_dimension = int(meta_in["min_dimension"])
+            self.max_dimension = int(meta_in["max_dimension"])
+        self.window = (1.0, 1.0)  # of the last preprocessed image (see parse)
         self.raw = self._signature is not None and set(RAW_OUTPUTS) <= set(self._out_names)
         if not self.raw:
             self._outputs = self._output_indices()
@@ -131,13 +143,33 @@ class Detector:
     def label(self, c: int) -> str:
         return self.labels[c] if 0 <= c < len(self.labels) else f"class {c}"
 
+    def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size an image of ``height x width`` gets inside the input (the training
+        resizer's rule, train/core/image_resizer.py)."""
+        if not self.keep_aspect_ratio:
+            return self.height, self.width
+        scale = min(self.min_dimension / min(height, width),
+                    self.max_dimension / max(height, width))
+        return (min(max(int(round(height * scale)), 1), self.height),
+                min(max(int(round(width * scale)), 1), self.width))
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype)."""
+        """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype); sets
+        :attr:`window`, which :meth:`parse` maps the boxes back with."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
-        if image.shape[:2] != (self.height, self.width):
-            image = cv2.resize(image, (self.width, self.height),
-                               interpolation=self.INTERPOLATIONS[self.interpolation])
+        h, w = self.scaled_size(*image.shape[:2])
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=self.INTERPOLATIONS[self.interpolation])
+        if (h, w) != (self.height, self.width):
+            canvas = np.zeros((self.height, self.width, 3), np.uint8)
+            canvas[:h, :w] = image
+            image = canvas
+        self.window = (h / self.height, w / self.width)
+        return self.to_input(image)
+
+    def to_input(self, image: np.ndarray) -> np.ndarray:
+        """An RGB uint8 image already of the input size -> ``[1, h, w, 3]`` of the input dtype."""
         if self.input_dtype == np.uint8:
             return image[None]
         if self.input_dtype == np.float32:  # in place: one pass instead of numpy's temporaries
@@ -158,9 +190,10 @@ class Detector:
             return {n: self.interpreter.get_tensor(runner[n]) for n in RAW_OUTPUTS}
         return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
 
-    def parse(self, outputs: dict, score_threshold: float = 0.0) -> Detections:
-        """The four outputs of one image -> :class:`Detections` (see :func:`parse_outputs`)."""
-        return parse_outputs(outputs, score_threshold)
+    def parse(self, outputs: dict, score_threshold: float = 0.0, window=None) -> Detections:
+        """The four outputs of one image -> :class:`Detections` (see :func:`parse_outputs`);
+        ``window`` defaults to the last :meth:`preprocess`'s."""
+        return parse_outputs(outputs, score_threshold, self.window if window is None else window)
 
     def detect(self, image: np.ndarray, score_threshold: float = 0.0) -> Detections:
         if self.raw:

@@ -39,6 +39,35 @@ def test_package_keeps_the_weights_and_drops_the_optimizer(tmp_path):
     assert os.listdir(tmp_path / "zoo") == ["tiny"]  # no temporary directory left behind
 
 
+def test_float16_package_halves_the_weights_and_loads_back(tmp_path):
+    from train.evaluate import load_run
+    from train.package import package_run
+    from train.trainer import fit
+
+    data = make_dataset(str(tmp_path / "data"), train=4, val=2)
+    run = str(tmp_path / "run")
+    fit(tiny_config(steps=2, checkpoint_every=2), data, run, progress=False)
+    full = package_run(run, str(tmp_path / "full"))
+    half = package_run(run, str(tmp_path / "half"), dtype="float16")
+    assert half["checkpoint"] == "weights_float16.npz" and half["dtype"] == "float16"
+    assert half["bytes"] < 0.6 * full["bytes"]
+    assert not os.path.exists(tmp_path / "half" / "checkpoints")
+    _, _, trained, _ = load_run(run)
+    _, _, packaged, path = load_run(str(tmp_path / "half"))
+    assert path.endswith("weights_float16.npz")
+    for a, b in zip(trained.keras_model.weights, packaged.keras_model.weights):
+        assert b.dtype == a.dtype
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-3, atol=1e-7)
+    from train.config import save_config
+    other = tiny_config(steps=2)
+    other.model.feature_extractor.depth_multiplier = 0.5
+    save_config(other, str(tmp_path / "half" / "config.yaml"))
+    with pytest.raises(ValueError, match="weights_float16.npz: the weights do not match"):
+        load_run(str(tmp_path / "half"))
+    with pytest.raises(ValueError, match="--dtype must be one of"):
+        package_run(run, str(tmp_path / "bad"), dtype="int4")
+
+
 def test_zoo_model_loads_and_detects(tmp_path):
     """Guards the committed checkpoint against changes to the SSD code: it must still load into
     the model its config builds and find the bundled dataset's objects."""

@@ -44,7 +44,7 @@ def _report(args):
 def _package(args):
     from train.package import package_run
 
-    info = package_run(args.run, args.out, args.checkpoint)
+    info = package_run(args.run, args.out, args.checkpoint, dtype=args.dtype)
     print(f"packaged {info['source_checkpoint']} -> {args.out} ({info['parameters']:,} "
           f"parameters, {info['bytes'] / 1e6:.1f} MB of weights)")
 
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--run", required=True, help="run directory written by `fit`")
     p.add_argument("--out", required=True, help="new directory, e.g. zoo/NAME")
     p.add_argument("--checkpoint", help="a checkpoint prefix (default: the run's latest)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                   help="float16: half-size weights file (loaded back as float32)")
     p.set_defaults(func=_package)
 
     p = sub.add_parser(

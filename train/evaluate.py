@@ -58,8 +58,16 @@ def load_run(run_dir: str, checkpoint: str | None = None, num_proposals: int | N
         labels = json.load(f)
     model = build_model(config.model, len(labels["category_ids"]))
     ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if not ckpt:
-        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to evaluate")
+    if not ckpt:  # a float16 package (train/package.py) holds its weights in an .npz
+        from train.package import FLOAT16_WEIGHTS
+        if os.path.isfile(os.path.join(run_dir, FLOAT16_WEIGHTS)):
+            ckpt = os.path.join(run_dir, FLOAT16_WEIGHTS)
+        else:
+            raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint to evaluate")
+    if ckpt.endswith(".npz"):
+        from train.package import restore_float16_weights
+        restore_float16_weights(model, ckpt)
+        return config, labels, model, ckpt
     status = model.checkpoint().restore(ckpt)
     status.expect_partial().assert_existing_objects_matched()
     return config, labels, model, ckpt

@@ -48,6 +48,9 @@ def generate_proposals(box_encodings, objectness_logits, anchors, box_coder, *, 
         return (tf.where(valid[:, None], tf.gather(b, idx), 0.0),
                 tf.where(valid, tf.gather(s, idx), 0.0), n)
 
+    if boxes.shape[0] == 1:  # static batch of one (the TFLite export): no loop, no WHILE op
+        one = nms((boxes[0], top_scores[0]))
+        return {"boxes": one[0][None], "scores": one[1][None], "num_proposals": one[2][None]}
     out_boxes, out_scores, count = tf.map_fn(
         nms, (boxes, top_scores), fn_output_signature=(
             tf.TensorSpec([max_proposals, 4], tf.float32),

@@ -62,7 +62,11 @@ class TwoStageDetector(DetectionModel):
         return self.rpn.assign_targets(boxes, labels)
 
     def predict(self, images, windows=None, targets=None, training=False) -> dict:
-        out = self.first_stage(self.preprocess(images), training=training)
+        return self.predict_preprocessed(self.preprocess(images), windows, targets, training)
+
+    def predict_preprocessed(self, x, windows=None, targets=None, training=False) -> dict:
+        """``predict`` of images already through ``preprocess`` (what an exporter feeds)."""
+        out = self.first_stage(x, training=training)
         proposals = self.rpn.proposals(out["rpn_box_encodings"], out["rpn_objectness_logits"],
                                        windows)
         predictions = {"rpn_box_encodings": out["rpn_box_encodings"],
@@ -118,3 +122,13 @@ class TwoStageDetector(DetectionModel):
 
     def backbone_layer_names(self) -> set[str]:
         return set(self._backbone_layers)
+
+    def export_spec(self) -> dict:
+        """For the TFLite exporter (convert/two_stage.py): ``predict_preprocessed``, the
+        ``image_resizer``, ``box_coder_scales``, ``score_fn``, the second stage's NMS settings
+        (``nms``), ``num_proposals`` and the RPN's ``stride`` and ``rpn_anchors [A, 4]``."""
+        return {"predict_preprocessed": self.predict_preprocessed,
+                "image_resizer": self.image_resizer,
+                "box_coder_scales": tuple(self.box_coder.scale_factors), "score_fn": "softmax",
+                "nms": dict(self.nms), "num_proposals": self.max_proposals,
+                "stride": self.rpn.stride, "rpn_anchors": self.rpn.anchors_np}

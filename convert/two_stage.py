@@ -1,0 +1,84 @@
+"""The export graph of Faster R-CNN and R-FCN: TFLite built-ins plus the fused NMS op.
+
+Shape shorthand: one image H x W (the padded square input), N proposals (fixed at export),
+K classes, K' = K (Faster R-CNN: a box per class) or 1 (R-FCN: one class-agnostic box).
+
+    image -> first stage -> RPN proposals: TOPK_V2 (pre-NMS top-k), NON_MAX_SUPPRESSION_V4
+             (IoU 0.7, padded to exactly N) -- one image, so no WHILE loop
+          -> crops (BATCH_MATMUL, train/core/spatial_transform.py) -> box classifier
+          -> rows for TFLite_Detection_PostProcess: the proposals are the op's anchors.
+             K' = 1: row i = proposal i, its box code and its K+1 class scores.
+             K' = K: row i*K + k = proposal i's class-k box code with only class k's score
+             (the others 0), so the op's per-class NMS sees each class's own boxes.
+
+Why the fused op for the second stage (rather than K calls of NON_MAX_SUPPRESSION_V4 and a
+TOPK_V2 merge): it is the op every SSD export already ends in, so the edge runtime and the
+phone app read a two-stage model with no code of their own; its "regular" NMS is per class
+with the same ranking as TensorFlow's combined NMS (the SSD parity checks hold it to 1e-4);
+and it decodes the boxes itself. Timings of the two are in benchmarks/results (issue 12 note).
+
+The proposals are clipped to the whole padded input, not to the image inside it (a fixed
+graph has no window input); the runtime divides the boxes by the window and clips them.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from convert.postprocess_op import NmsSettings
+
+# The op keeps rows scoring >= its threshold, TensorFlow's NMS rows scoring > it: with a floor
+# above 0 both drop the zero-score rows (padding proposals, other classes' rows) alike.
+MIN_SCORE_THRESHOLD = 1e-8
+
+
+def center_size(boxes):
+    """``[..., 4]`` (ymin, xmin, ymax, xmax) -> (ycenter, xcenter, height, width)."""
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    return tf.stack([(ymin + ymax) * 0.5, (xmin + xmax) * 0.5, ymax - ymin, xmax - xmin], -1)
+
+
+def nms_settings(spec: dict, num_classes: int) -> NmsSettings:
+    nms = spec["nms"]
+    return NmsSettings(num_classes=num_classes, max_detections=nms["max_total_detections"],
+                       detections_per_class=nms["max_detections_per_class"],
+                       use_regular_nms=True,
+                       score_threshold=max(float(nms["score_threshold"]), MIN_SCORE_THRESHOLD),
+                       iou_threshold=nms["iou_threshold"],
+                       scale_factors=tuple(spec["box_coder_scales"]))
+
+
+def op_rows(predictions: dict, num_classes: int):
+    """Second-stage predictions of one image -> the op's inputs: ``box_encodings [1, R, 4]``,
+    ``class_predictions [1, R, K+1]`` (softmax, column 0 = background), ``anchors [R, 4]``
+    center-size; R = N (K' = 1) or N*K (K' = K)."""
+    proposals = predictions["box_classifier_boxes"][0]                   # [N, 4]
+    n = int(proposals.shape[0])
+    valid = tf.cast(tf.range(n) < predictions["num_proposals"][0], tf.float32)  # [N]
+    scores = tf.nn.softmax(predictions["class_logits"][0]) * valid[:, None]     # [N, K+1]
+    codes = predictions["refined_box_encodings"][0]                      # [N, K', 4]
+    anchors = center_size(proposals)
+    if codes.shape[1] == 1:
+        return codes[None, :, 0], scores[None], anchors
+    k = num_classes
+    own = scores[:, 1:, None] * tf.eye(k)[None]                          # [N, K, K]: row k keeps k
+    rows = tf.concat([tf.zeros([n * k, 1]), tf.reshape(own, [n * k, k])], axis=1)
+    anchors = tf.reshape(tf.tile(anchors[:, None, :], [1, k, 1]), [n * k, 4])
+    return tf.reshape(codes, [1, n * k, 4]), rows[None], anchors
+
+
+def source_parts(model, spec: dict, nms: NmsSettings) -> dict:
+    """``predict`` (normalised images ``[1, H, W, 3]`` -> the op's three inputs) and ``detect``
+    (the TensorFlow reference on the same input, boxes relative to the padded input)."""
+    forward = spec["predict_preprocessed"]
+    k = model.num_classes
+    model.nms["score_threshold"] = nms.score_threshold  # the reference thresholds as the op does
+
+    def predict(x):
+        return op_rows(forward(x, None, training=False), k)
+
+    def detect(x):
+        out = model.postprocess(forward(x, None, training=False))
+        return {"boxes": out["boxes"], "classes": out["classes"] - 1, "scores": out["scores"],
+                "num_detections": out["num_detections"]}
+
+    return {"predict": predict, "detect": detect}
