@@ -54,8 +54,8 @@ async function switchModel(bytes, meta, name) {
       if (old) old.delete();
     });
     frontier.model = {name, dtype: det.dtype, height: det.height, width: det.width,
-      numBoxes: det.numBoxes, labels: det.labels};
-    message(`model ${name}: ${det.width}×${det.height} ${det.dtype} input, `
+      numBoxes: det.numBoxes, labels: det.labels, resize: det.resize};
+    message(`model ${name}: ${det.width}×${det.height} ${det.dtype} input (${det.resize}), `
       + `${det.labels.length || 'unnamed'} classes, ${(det.bytes / 1e6).toFixed(2)} MB`);
     return true;
   } catch (e) {

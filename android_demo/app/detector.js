@@ -1,7 +1,9 @@
 // A .tflite detector run by LiteRT.js (WebAssembly, XNNPACK): frame in, detections out.
 //
-// Mirrors edge_runtime/detector.py: the input is stretched (or letterboxed, if the sidecar
-// says so) to the model's [1, H, W, 3] input, given as raw uint8 pixels or float32
+// Mirrors edge_runtime/detector.py: the input is stretched (SSD; or letterboxed, centred on
+// grey, if the sidecar says "resize": "letterbox…") to the model's [1, H, W, 3] input, or, for
+// "resize": "keep_aspect_ratio" (Faster R-CNN, R-FCN), scaled as in training and put at the
+// top-left of the input on black (zero) padding; given as raw uint8 pixels or float32
 // (pixel - mean) / std as the sidecar metadata says; the four outputs are read by their
 // signature names, and only the first num_detections rows are valid (LiteRT.js leaves the
 // rest uninitialised).
@@ -29,6 +31,23 @@ export function wasmHeapMb() {
 }
 
 const now = () => performance.now();
+
+/** Python's round() for x >= 0: halves go to the even integer (as tf.round in training). */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The size [h, w] an image of `sh` x `sw` pixels gets inside an `inH` x `inW` input of a
+ * keep_aspect_ratio model: the shorter edge becomes `minDim` unless the longer would pass
+ * `maxDim` (edge_runtime's Detector.scaled_size, the training resizer's rule, its rounding too).
+ */
+export function keepAspectSize(sh, sw, inH, inW, minDim, maxDim) {
+  const scale = Math.min(minDim / Math.min(sh, sw), maxDim / Math.max(sh, sw));
+  return [Math.min(Math.max(roundHalfEven(sh * scale), 1), inH),
+    Math.min(Math.max(roundHalfEven(sw * scale), 1), inW)];
+}
 
 /**
  * The four outputs of TFLite_Detection_PostProcess -> [{box, classId, label, score}], as
@@ -117,7 +136,17 @@ export class Detector {
     const mi = this.meta.input || {};
     this.mean = this.dtype === 'float32' ? Number(mi.mean ?? 127.5) : 0;
     this.std = this.dtype === 'float32' ? Number(mi.std ?? 127.5) : 1;
-    this.letterbox = String(mi.resize || 'stretch').startsWith('letterbox');
+    this.resize = String(mi.resize || 'stretch');
+    this.letterbox = this.resize.startsWith('letterbox');
+    this.keepAspectRatio = this.resize === 'keep_aspect_ratio';
+    if (this.keepAspectRatio) {
+      this.minDimension = Number(mi.min_dimension);
+      this.maxDimension = Number(mi.max_dimension);
+      if (!(this.minDimension > 0 && this.maxDimension > 0)) {
+        throw new Error(`${name}: its .json says "resize": "keep_aspect_ratio" without positive `
+          + '"min_dimension" and "max_dimension"');
+      }
+    }
     this.labels = this.meta.labels || [];
     this.input = this.dtype === 'uint8' ? new Uint8Array(this.height * this.width * 3)
       : new Float32Array(this.height * this.width * 3);
@@ -130,6 +159,17 @@ export class Detector {
 
   label(c) { return c >= 0 && c < this.labels.length ? this.labels[c] : `class ${c}`; }
 
+  /**
+   * Where a `sw` x `sh` source goes in the input of a keep_aspect_ratio model: its scaled size
+   * {height, width} at the top-left, and the `frame` that maps boxes back (the window
+   * (height / H, width / W) of edge_runtime's parse: boxes are divided by it).
+   */
+  keepAspectFrame(sw, sh) {
+    const [height, width] = keepAspectSize(sh, sw, this.height, this.width,
+      this.minDimension, this.maxDimension);
+    return {height, width, frame: {x0: 0, y0: 0, sx: this.width / width, sy: this.height / height}};
+  }
+
   /** Draws `source` (video, canvas, image) of `sw` x `sh` pixels into the model input. */
   preprocess(source, sw, sh) {
     const {width: w, height: h, ctx} = this;
@@ -140,6 +180,12 @@ export class Detector {
       ctx.fillRect(0, 0, w, h);
       ctx.drawImage(source, 0, 0, sw, sh, (w - dw) / 2, (h - dh) / 2, dw, dh);
       this.frame = {x0: (w - dw) / 2 / w, y0: (h - dh) / 2 / h, sx: w / dw, sy: h / dh};
+    } else if (this.keepAspectRatio) {  // scaled as in training, top-left, zero (black) padding
+      const {height: dh, width: dw, frame} = this.keepAspectFrame(sw, sh);
+      ctx.fillStyle = 'rgb(0,0,0)';
+      ctx.fillRect(0, 0, w, h);
+      ctx.drawImage(source, 0, 0, sw, sh, 0, 0, dw, dh);
+      this.frame = frame;
     } else {
       ctx.drawImage(source, 0, 0, sw, sh, 0, 0, w, h);
       this.frame = {x0: 0, y0: 0, sx: 1, sy: 1};
@@ -162,7 +208,11 @@ export class Detector {
     }
   }
 
-  /** RGB uint8 pixels [H * W * 3] of exactly the model's size -> the input (no resizing). */
+  /**
+   * RGB uint8 pixels [H * W * 3] of exactly the model's size -> the input (no resizing); the
+   * boxes are then read relative to the whole input (set `frame` after it, e.g. to
+   * keepAspectFrame(...).frame, for pixels already scaled and padded elsewhere).
+   */
   setRgb(rgb) {
     if (rgb.length !== this.input.length) {
       throw new Error(`expected ${this.height}x${this.width}x3 pixels, got ${rgb.length} values`);
