@@ -72,13 +72,13 @@ def _convert(source, mode, images, postprocess, granularity):
     import tensorflow as tf
 
     from convert.graph import serving_function
-    from convert.quantize import make_converter
+    from convert.quantize import convert_model, make_converter
 
     pixel_input = mode in INTEGER_MODES
     concrete = serving_function(source, pixel_input=pixel_input, postprocess=postprocess)
     converter = make_converter(concrete, source.trackable, mode, images, pixel_input, granularity)
     try:
-        return converter.convert()
+        return convert_model(converter, source.float_ops if pixel_input else ())
     except Exception as e:  # ConverterError and friends: keep the reason, drop the MLIR dump
         text = str(e)
         needs_tf = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op",
@@ -110,6 +110,8 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     export_info = {"postprocess": postprocess}
     if mode != "float32":
         export_info["granularity"] = granularity
+    if mode in INTEGER_MODES and source.float_ops:
+        export_info["float_ops"] = list(source.float_ops)
     images = None
     if source.dynamic_anchors and not postprocess:
         raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in the "

@@ -110,3 +110,21 @@ def make_converter(concrete_fn, trackable, mode: str, images=None, pixel_input=F
     if mode != "float32" and granularity == "per-tensor":
         converter._experimental_disable_per_channel = True  # no public switch as of TF 2.21
     return converter
+
+
+def convert_model(converter, float_ops=()) -> bytes:
+    """``converter.convert()``, except that an integer converter leaves the TFLite operators
+    named in ``float_ops`` (e.g. "BATCH_MATMUL") in float, with quantize/dequantize around them.
+
+    TFLite's public API has no per-op switch; this runs its own two steps (calibrate, then the
+    MLIR quantizer, which takes a denylist) with the settings ``convert()`` would use.
+    """
+    if not float_ops or converter.representative_dataset is None:
+        return converter.convert()
+    from tensorflow.lite.python.convert import mlir_quantize  # TF 2.21 (pinned in setup.py)
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    return mlir_quantize(calibrated, disable_per_channel=converter._experimental_disable_per_channel,
+                         input_data_type=converter.inference_input_type or tf.float32,
+                         output_data_type=tf.float32, denylisted_ops=list(float_ops))

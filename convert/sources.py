@@ -53,6 +53,7 @@ class ExportSource:
     resizer: object = None  # train.core.image_resizer: image -> the input (+ its window)
     num_proposals: int | None = None
     stride: int | None = None
+    float_ops: tuple = ()  # TFLite ops left in float by the integer modes
 
     def __post_init__(self):
         if self.resizer is None:
@@ -171,7 +172,8 @@ def _two_stage_source(model, spec, labels, config, provenance) -> ExportSource:
         config=dataclasses.asdict(config.model), score_fn="softmax", provenance=provenance,
         model=model, trackable=model, train_config=config.train,
         meta_architecture=model.meta_architecture, resizer=resizer,
-        num_proposals=spec["num_proposals"], stride=spec["stride"])
+        num_proposals=spec["num_proposals"], stride=spec["stride"],
+        float_ops=two_stage.FLOAT_OPS)
 
 
 def _step_of(ckpt: str):

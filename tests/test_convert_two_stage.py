@@ -34,7 +34,7 @@ def runs(data, tmp_path_factory):
     out = {}
     for arch in ARCHS:
         out[arch] = str(root / arch)
-        fit(tiny_two_stage_config(arch, steps=40, checkpoint_every=40), data, out[arch],
+        fit(tiny_two_stage_config(arch, steps=20, checkpoint_every=20), data, out[arch],
             progress=False)
     return out
 
@@ -105,10 +105,42 @@ def test_num_proposals_and_int8(runs, data, tmp_path):
                                     progress=False)
     assert meta["model"]["num_proposals"] == 10 and meta["input"]["dtype"] == "uint8"
     assert meta["check"]["paired"] > 0  # reported, not required to be identical
+    assert "BATCH_MATMUL" in meta["export"]["float_ops"]
+    interpreter, _ = make_interpreter(out, use_xnnpack=False)
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    kinds = collections.defaultdict(set)
+    for op in interpreter._get_ops_details():
+        kinds[op["op_name"]] |= {np.dtype(dtypes[i]).name for i in op["inputs"] if i >= 0}
+    assert kinds["BATCH_MATMUL"] == {"float32"}  # the crops' geometry stays float
+    assert "int8" in kinds["CONV_2D"] and "int8" in kinds["FULLY_CONNECTED"]
     detector = Detector(out)
     assert detector.input_dtype == np.uint8
     d = detector.detect(np.full((100, 140, 3), 128, np.uint8))
     assert d.boxes.shape[1] == 4 and len(d) <= 100
+
+
+def test_builtin_second_stage_nms_gives_the_fused_ops_detections(runs, data, tmp_path):
+    """benchmarks/two_stage_nms.py's alternative (one NON_MAX_SUPPRESSION_V4 per class and a
+    TOPK_V2 merge) detects exactly what the exported fused op does."""
+    from benchmarks.two_stage_nms import convert, same
+
+    source = sources.from_run(runs["faster_rcnn"])
+    images = export_lib.check_images(data, "val", None, source.resizer)
+    found = {}
+    for builtin in (False, True):
+        path = str(tmp_path / f"{builtin}.tflite")
+        with open(path, "wb") as f:
+            f.write(convert(source, builtin))
+        interpreter, _ = make_interpreter(path, use_xnnpack=False)
+        ops = set(op_names(interpreter))
+        assert (OP_NAME in ops) != builtin and "NON_MAX_SUPPRESSION_V4" in ops
+        detector = Detector(path)
+        found[builtin] = []
+        for image in images:
+            detector.invoke(detector.to_input(image))
+            found[builtin].append(detector.parse(detector.raw_outputs(), window=(1.0, 1.0)))
+    assert sum(len(d) for d in found[False]) > 0
+    assert all(same(a, b) for a, b in zip(found[False], found[True]))
 
 
 def _cli(*args):

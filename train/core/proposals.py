@@ -38,12 +38,16 @@ def generate_proposals(box_encodings, objectness_logits, anchors, box_coder, *, 
     codes = tf.gather(tf.stop_gradient(box_encodings), top, batch_dims=1)
     boxes = clip_to_windows(box_coder.decode(codes, tf.gather(anchors, top)), windows)
     top_scores = tf.where(box_ops.area(boxes) > 0.0, top_scores, 0.0)
+    # NMS ranks by a strictly decreasing stand-in (the top-k order) rather than the scores:
+    # the same selection, but ties (common in int8 models) break the same way in TensorFlow,
+    # TFLite and LiteRT.js, whose NMS kernels order equal scores differently.
+    rank = tf.cast(k - tf.range(k), tf.float32) / float(k)
 
     def nms(args):
         b, s = args
         idx, n = tf.raw_ops.NonMaxSuppressionV4(
-            boxes=b, scores=s, max_output_size=max_proposals, iou_threshold=iou_threshold,
-            score_threshold=0.0, pad_to_max_output_size=True)
+            boxes=b, scores=tf.where(s > 0.0, rank, 0.0), max_output_size=max_proposals,
+            iou_threshold=iou_threshold, score_threshold=0.0, pad_to_max_output_size=True)
         valid = tf.range(max_proposals) < n
         return (tf.where(valid[:, None], tf.gather(b, idx), 0.0),
                 tf.where(valid, tf.gather(s, idx), 0.0), n)
