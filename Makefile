@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all train-long train-long-compare train-long-two-stage long-run proposal-sweep clean android-demo serve-android-demo
+.PHONY: install demo test test-all train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,17 @@ proposal-sweep:
 	$(PY) benchmarks/tf_latency.py --run runs/long_$(MODEL) --num-proposals 300,100,50,20,10 \
 	  --json runs/long_$(MODEL)/tf_latency_proposals.json
 	$(PY) -m train report --run runs/long_$(MODEL)
+
+## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals: AP,
+## LiteRT at 1 and 2 threads vs TensorFlow) and its second-stage NMS two ways
+## (TWO_STAGE_RUN=DIR, default the zoo Faster R-CNN) -> runs/edge_<name>/
+TWO_STAGE_RUN ?= train/zoo/faster_rcnn_mobilenet_v2_shapes
+two-stage-edge: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(PY) benchmarks/two_stage_edge.py --run $(TWO_STAGE_RUN) --data $(LONG_DATA) \
+	  --proposals 300,50,20 --out runs/edge_$(notdir $(TWO_STAGE_RUN))
+	$(PY) benchmarks/two_stage_nms.py --run $(TWO_STAGE_RUN) --data $(LONG_DATA) \
+	  --out runs/edge_$(notdir $(TWO_STAGE_RUN))
 
 long-run:
 	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)

@@ -5,6 +5,11 @@
     python -m convert --run runs/demo --quantize float32 --out model.tflite
     python -m convert --saved-model runs/demo/saved_model --quantize float16
     python -m convert --run runs/demo --format saved_model        # desktop serving
+    python -m convert --run runs/frcnn --quantize int8 --num-proposals 50 --data data/shapes_small
+
+Faster R-CNN and R-FCN runs export too (convert/two_stage.py): built-in ops only, the fused op
+as the second stage's NMS with the proposals as its anchors, a fixed padded input
+(``--image-size``: the shorter edge) and a fixed ``--num-proposals``.
 
 Every ``.tflite`` ends in the fused ``TFLite_Detection_PostProcess`` op (``--no-postprocess``:
 raw box encodings and scores instead) and gets a sidecar ``<name>.json`` with the label map,

@@ -93,8 +93,15 @@ def test_edge_runtime_letterboxes_like_training(arch, runs, exports):
     boxes = np.clip(ref["boxes"][0, :n].numpy() / np.tile(window, 2), 0.0, 1.0)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     assert len(got) == int(keep.sum()) > 0
-    np.testing.assert_allclose(got.boxes, boxes[keep], atol=2e-5)
-    np.testing.assert_allclose(got.scores, ref["scores"][0, :n].numpy()[keep], atol=1e-4)
+    # paired by class and overlap: detections with scores equal to 1e-7 may swap places
+    from convert.checks import pair_detections
+    pairs = pair_detections(
+        {"boxes": boxes[keep], "classes": ref["classes"][0, :n].numpy()[keep],
+         "scores": ref["scores"][0, :n].numpy()[keep]},
+        {"boxes": got.boxes, "classes": got.classes, "scores": got.scores},
+        max_detections=100, score_threshold=0.0)
+    assert pairs["unpaired_hard"] == 0 and len(pairs["ious"]) >= len(got) - pairs["unpaired"]
+    assert min(pairs["ious"]) >= 0.9999 and max(pairs["score_diffs"]) <= 1e-4
     assert got.boxes.min() >= 0.0 and got.boxes.max() <= 1.0
 
 
@@ -119,6 +126,7 @@ def test_num_proposals_and_int8(runs, data, tmp_path):
     assert d.boxes.shape[1] == 4 and len(d) <= 100
 
 
+@pytest.mark.slow
 def test_builtin_second_stage_nms_gives_the_fused_ops_detections(runs, data, tmp_path):
     """benchmarks/two_stage_nms.py's alternative (one NON_MAX_SUPPRESSION_V4 per class and a
     TOPK_V2 merge) detects exactly what the exported fused op does."""
