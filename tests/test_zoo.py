@@ -80,3 +80,18 @@ def test_zoo_model_loads_and_detects(tmp_path):
     assert report["num_images"] == 24
     assert report["AP50"] > 0.4, report["coco_summary"]  # 0.647 on the 1000 `large` val images
 
+
+
+def test_two_stage_zoo_model_loads_and_detects(tmp_path):
+    """The float16 Faster R-CNN package (AP 0.508 on the 1000 `large` val images) still loads
+    into the model its config builds and finds the objects of freshly generated images."""
+    from train.evaluate import evaluate
+
+    zoo = os.path.join(ROOT, "train", "zoo", "faster_rcnn_mobilenet_v2_shapes")
+    info = json.load(open(os.path.join(zoo, "package.json")))
+    assert info["dtype"] == "float16" and os.path.getsize(
+        os.path.join(zoo, info["checkpoint"])) < 5e6  # the repository keeps no file over 5 MB
+    data = make_dataset(str(tmp_path / "data"), train=1, val=16, seed=3)
+    report = evaluate(zoo, data, out_dir=str(tmp_path), progress=False, num_proposals=50)
+    assert report["num_images"] == 16 and report["settings"]["num_proposals"] == 50
+    assert report["AP50"] > 0.4, report["coco_summary"]
