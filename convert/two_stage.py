@@ -15,7 +15,8 @@ Why the fused op for the second stage (rather than K calls of NON_MAX_SUPPRESSIO
 TOPK_V2 merge): it is the op every SSD export already ends in, so the edge runtime and the
 phone app read a two-stage model with no code of their own; its "regular" NMS is per class
 with the same ranking as TensorFlow's combined NMS (the SSD parity checks hold it to 1e-4);
-and it decodes the boxes itself. Timings of the two are in benchmarks/results (issue 12 note).
+and it decodes the boxes itself. Measured (benchmarks/two_stage_nms.py, zoo Faster R-CNN,
+2400 rows): the built-in version was faster, 127 vs 147 ms invoke at 1 thread -- open.
 
 The proposals are clipped to the whole padded input, not to the image inside it (a fixed
 graph has no window input); the runtime divides the boxes by the window and clips them.
