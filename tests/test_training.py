@@ -123,6 +123,7 @@ def test_resume_finds_checkpoint_the_state_file_missed(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-20")
 
 
+@pytest.mark.slow  # test_sigkill_then_resume covers resuming
 def test_sigterm_checkpoints_and_stops(data, tmp_path):
     config = _write_config(tmp_path, checkpoint_every=1000)
     out = str(tmp_path / "run")
@@ -178,6 +179,7 @@ print("STEPS", summary["steps"], "LOSS", summary["history"][-1]["total"] if summ
 """
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_mirrored_strategy_with_two_replicas(data, tmp_path):
     script = MIRRORED.format(root=ROOT, data=data, out=str(tmp_path / "run"))
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, text=True,

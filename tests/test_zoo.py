@@ -39,6 +39,7 @@ def test_package_keeps_the_weights_and_drops_the_optimizer(tmp_path):
     assert os.listdir(tmp_path / "zoo") == ["tiny"]  # no temporary directory left behind
 
 
+@pytest.mark.slow  # the float16 zoo model is loaded by test_two_stage_zoo_model_loads_and_detects
 def test_float16_package_halves_the_weights_and_loads_back(tmp_path):
     from train.evaluate import load_run
     from train.package import package_run
