@@ -55,14 +55,11 @@ def check_output_path(out: str, is_dir: bool = False) -> str:
     return out
 
 
-def check_images(data: str | None, split: str, count: int | None, size) -> np.ndarray:
-    """Images for the TFLite-vs-TensorFlow check, as the model's input (``size``: M or an
-    image resizer, see convert.quantize.calibration_images): from ``data`` (``count`` None =
-    all of the split), or without data, freshly rendered images of the bundled shapes
+def check_images(data: str | None, split: str, count: int | None, resizer) -> np.ndarray:
+    """Images for the TFLite-vs-TensorFlow check, as the model's input (``resizer``: the
+    model's image resizer, see convert.quantize.calibration_images): from ``data`` (``count``
+    None = all of the split), or without data, freshly rendered images of the bundled shapes
     generator."""
-    from train.core.image_resizer import FixedShapeResizer
-
-    resizer = FixedShapeResizer(size) if isinstance(size, int) else size
     if data:
         from convert.quantize import calibration_images
         from train.data import load_dataset

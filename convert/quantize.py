@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -21,15 +20,12 @@ INTEGER_MODES = ("int8", "qat")
 GRANULARITIES = ("per-channel", "per-tensor")
 
 
-def calibration_images(data: str, split: str, count: int, size, seed: int = 0):
+def calibration_images(data: str, split: str, count: int, resizer, seed: int = 0):
     """``count`` images of ``data`` (``split``) as the model's input, uint8 ``[H, W, 3]``,
-    drawn at random (seeded). ``size``: M (stretched to M x M) or a train.core.image_resizer
-    (two-stage models: aspect kept, padded). Unreadable images are skipped; none readable is
+    drawn at random (seeded). ``resizer``: the model's train.core.image_resizer (SSD: stretched
+    to M x M; two-stage: aspect kept, padded). Unreadable images are skipped; none readable is
     an error."""
-    from train.core.image_resizer import FixedShapeResizer
     from train.data import DataError, load_dataset, load_image
-
-    resizer = FixedShapeResizer(size) if isinstance(size, int) else size
 
     if count < 1:
         raise ExportError(f"--calibration-images must be at least 1, got {count}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_runtime.images import keep_aspect_size
 from edge_runtime.interpreter import make_interpreter
 from edge_runtime.metadata import read_metadata
 
@@ -148,10 +149,8 @@ class Detector:
         resizer's rule, train/core/image_resizer.py)."""
         if not self.keep_aspect_ratio:
             return self.height, self.width
-        scale = min(self.min_dimension / min(height, width),
-                    self.max_dimension / max(height, width))
-        return (min(max(int(round(height * scale)), 1), self.height),
-                min(max(int(round(width * scale)), 1), self.width))
+        h, w = keep_aspect_size(height, width, self.min_dimension, self.max_dimension)
+        return min(h, self.height), min(w, self.width)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype); sets

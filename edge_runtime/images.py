@@ -21,6 +21,16 @@ class DataError(ValueError):
     """
 
 
+def keep_aspect_size(height: int, width: int, min_dimension: int,
+                     max_dimension: int) -> tuple[int, int]:
+    """The size ``(h, w)`` an image of ``height x width`` gets when scaled so its shorter edge is
+    ``min_dimension`` unless its longer edge would pass ``max_dimension`` (the two-stage
+    resizer, train/core/image_resizer.py, and edge_runtime's letterbox share this rule)."""
+    scale = min(min_dimension / min(height, width), max_dimension / max(height, width))
+    return (min(max(int(round(height * scale)), 1), max_dimension),
+            min(max(int(round(width * scale)), 1), max_dimension))
+
+
 def to_rgb_uint8(img: np.ndarray, name: str = "image") -> np.ndarray:
     """Converts a decoded OpenCV array (BGR order, any depth, 1-4 channels) to RGB uint8."""
     if img.dtype == np.uint16:

@@ -252,10 +252,23 @@ def test_page_detects_the_clip_objects_and_keeps_a_screenshot(browser, clip):
     assert image is not None and image.shape[0] > 400 and image.std() > 10  # not a blank page
 
 
+def _assert_same_outputs(got: dict, ref: dict) -> None:
+    """The page's first num_detections outputs equal ai-edge-litert's (``ref``), and there
+    are some."""
+    n = int(ref["num_detections"].reshape(-1)[0])
+    assert n > 0 and int(got["num_detections"][0]) == n
+    np.testing.assert_array_equal(np.asarray(got["detection_classes"])[:n],
+                                  ref["detection_classes"].reshape(-1)[:n])
+    np.testing.assert_allclose(np.asarray(got["detection_scores"])[:n],
+                               ref["detection_scores"].reshape(-1)[:n], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got["detection_boxes"]).reshape(-1, 4)[:n],
+                               ref["detection_boxes"].reshape(-1, 4)[:n], atol=1e-4)
+
+
 def test_still_frame_outputs_equal_ai_edge_litert(browser, clip):
     from edge_runtime import Detector
     det = Detector(MODEL)
-    for frame in clip[1][:40:13]:  # 3 frames: the objects in different places
+    for frame in clip[1][:40:13]:  # 4 frames: the objects in different places
         rgb = cv2.resize(frame, (det.width, det.height), interpolation=cv2.INTER_AREA)
         det.invoke(det.preprocess(rgb))
         ref = det.raw_outputs()
@@ -263,14 +276,7 @@ def test_still_frame_outputs_equal_ai_edge_litert(browser, clip):
             "window.frontier.detectRgb(arguments[0]).then(arguments[1], "
             "e => arguments[1]({error: String(e)}))", base64.b64encode(rgb.tobytes()).decode())
         assert "error" not in got, got
-        n = int(ref["num_detections"].reshape(-1)[0])
-        assert n > 0 and int(got["num_detections"][0]) == n
-        np.testing.assert_array_equal(np.asarray(got["detection_classes"])[:n],
-                                      ref["detection_classes"].reshape(-1)[:n])
-        np.testing.assert_allclose(np.asarray(got["detection_scores"])[:n],
-                                   ref["detection_scores"].reshape(-1)[:n], atol=1e-4)
-        np.testing.assert_allclose(np.asarray(got["detection_boxes"]).reshape(-1, 4)[:n],
-                                   ref["detection_boxes"].reshape(-1, 4)[:n], atol=1e-4)
+        _assert_same_outputs(got, ref)
         _assert_same_detections(_page_parse(browser, got), det.parse(ref))
 
 
@@ -414,14 +420,7 @@ def test_two_stage_outputs_on_padded_frames_equal_ai_edge_litert(browser, two_st
         assert got["size"] == [120, 160] and got["frame"] == {"x0": 0, "y0": 0, "sx": 1,
                                                                "sy": 160 / 120}
         out = got["out"]
-        n = int(ref["num_detections"].reshape(-1)[0])
-        assert n > 0 and int(out["num_detections"][0]) == n
-        np.testing.assert_array_equal(np.asarray(out["detection_classes"])[:n],
-                                      ref["detection_classes"].reshape(-1)[:n])
-        np.testing.assert_allclose(np.asarray(out["detection_scores"])[:n],
-                                   ref["detection_scores"].reshape(-1)[:n], atol=1e-4)
-        np.testing.assert_allclose(np.asarray(out["detection_boxes"]).reshape(-1, 4)[:n],
-                                   ref["detection_boxes"].reshape(-1, 4)[:n], atol=1e-4)
+        _assert_same_outputs(out, ref)
         parsed = det.parse(ref, window=(120 / 160, 1.0))
         assert len(parsed) > 0
         _assert_same_detections(got["detections"], parsed)

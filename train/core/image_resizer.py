@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from edge_runtime.images import keep_aspect_size
+
 
 class FixedShapeResizer:
     keep_aspect_ratio = False
@@ -50,10 +52,7 @@ class KeepAspectRatioResizer(FixedShapeResizer):
         super().__init__(max_dimension, max_dimension)
 
     def scaled_size(self, height, width):
-        scale = min(self.min_dimension / min(height, width),
-                    self.max_dimension / max(height, width))
-        return (min(max(int(round(height * scale)), 1), self.max_dimension),
-                min(max(int(round(width * scale)), 1), self.max_dimension))
+        return keep_aspect_size(height, width, self.min_dimension, self.max_dimension)
 
     def resize(self, image):
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
