@@ -2,9 +2,9 @@
 
 Legacy Keras (``tf_keras``) is used throughout: Keras 3 models exported through
 ``tf.saved_model`` to TFLite give NaN silently and tfmot's QAT refuses them. The
-environment variable must be set before TensorFlow is first imported.
+environment variable must be set before TensorFlow is first imported: train/tf_env.py sets it,
+with the log-level defaults that keep TensorFlow's start-up notices off the console.
 """
-import os
+from train.tf_env import set_defaults
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+set_defaults()
