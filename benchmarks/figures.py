@@ -42,7 +42,7 @@ def _log_x(ax):
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.tick_params(axis="x", which="both", labelsize=8)
 
 
 def _save(fig, path):
@@ -154,7 +154,9 @@ def ap_by_size(cells, path):
                        fontsize=7)
     ax.set_ylabel("AP@[.5:.95]")
     ax.set_title("AP by object size")
-    ax.legend(fontsize=7)
+    ax.set_ylim(0, 1.15 * max(max(c["ap"][k] for k in ("AP_small", "AP_medium", "AP_large"))
+                               for c in trained) + 1e-3)
+    ax.legend(fontsize=7, ncol=3, loc="upper left")
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, path)
 

@@ -35,7 +35,11 @@ A cell file (``<cell id>.json``; extra keys are allowed and ignored)::
                      "stride": null} | null}     # copied from the run's config.yaml
 
 A cell without ``ap`` is untrained (random weights): it is timed, so it appears in the time,
-memory and FLOPs figures, but on no AP axis. ``ap`` requires ``trained_run``.
+memory and FLOPs figures, but on no AP axis. ``ap`` requires ``trained_run``, whose
+architecture (meta_architecture, extractor, stride where both are set) must be the cell's;
+resolution and proposals are evaluation-time settings and may differ from the run's training.
+Where ``trained_run.path`` (relative to where the report runs, the repository root) holds a
+config.yaml, that file is checked too.
 
 Matching edge JSON to cells: ``python -m edge_runtime benchmark MODEL --json FILE`` (run on a
 Pi or phone) writes one result per model and thread count with ``"model"`` = the model file's
