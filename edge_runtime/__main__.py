@@ -13,7 +13,9 @@ def _evaluate(args):
 
     report = evaluate(args.model, args.data, split=args.split, json_path=args.json,
                       detections_path=args.detections, num_threads=args.threads,
-                      max_images=args.max_images, progress=not args.no_progress)
+                      max_images=args.max_images, progress=not args.no_progress,
+                      use_xnnpack=not args.no_xnnpack, delegate=args.delegate,
+                      runtime=args.runtime)
     print(report["coco_summary"], end="")
     print(f"{report['runtime']['runtime']} {report['runtime']['version']}: " + "  ".join(
         f"{k}={report[k]:.3f}" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium",
@@ -27,17 +29,18 @@ def _detector(args):
 
 
 def _detect(args):
-    from edge_runtime.detect import detect_images
+    from edge_runtime.detect import detect_images, image_paths
 
+    paths = image_paths(args.images)  # folders and glob patterns expanded
     det = _detector(args)
-    results, errors = detect_images(det, args.images, args.out, args.score,
+    results, errors = detect_images(det, paths, args.out, args.score,
                                     progress=not args.no_progress)
     for path, message in errors.items():
         print(f"skipped: {message}", file=sys.stderr)
     per_image = {}
     for r in results:
         per_image.setdefault(r["file_name"], []).append(f"{r['label']} {r['score']:.2f}")
-    for path in args.images:
+    for path in paths:
         if path not in errors:
             found = per_image.get(path, [])
             print(f"{path}: {len(found)} detection(s) {', '.join(found[:8])}"
@@ -45,9 +48,9 @@ def _detect(args):
     if args.json:
         write_json(args.json, results, indent=1)
     print(f"{det.runtime['runtime']} {det.runtime['version']}; "
-          f"{len(results)} detections in {len(args.images) - len(errors)} image(s)"
+          f"{len(results)} detections in {len(paths) - len(errors)} image(s)"
           + (f", annotated images in {args.out}" if args.out else ""))
-    if errors and len(errors) == len(args.images):
+    if errors and len(errors) == len(paths):
         raise ValueError("no image could be read")
 
 
@@ -71,6 +74,8 @@ def _benchmark(args):
 
 
 def _interpreter_flags(p, threads=True):
+    """The interpreter flags every command takes (``benchmark`` has its own ``--threads``
+    list); they reach :class:`edge_runtime.detector.Detector` / ``make_interpreter``."""
     if threads:
         p.add_argument("--threads", type=int, default=None, help="interpreter threads")
     p.add_argument("--no-xnnpack", action="store_true", help="turn off the XNNPACK delegate")
@@ -129,15 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="val")
     e.add_argument("--json", help="write the metrics here (same keys as train's eval.json)")
     e.add_argument("--detections", help="write the COCO results list here")
-    e.add_argument("--threads", type=int, default=None)
     e.add_argument("--max-images", type=int, default=None)
     e.add_argument("--no-progress", action="store_true")
+    _interpreter_flags(e)
     e.set_defaults(func=_evaluate)
 
     d = sub.add_parser("detect", help="detect objects in image files",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("model")
-    d.add_argument("images", nargs="+")
+    d.add_argument("images", nargs="+", help="image files, folders (their .jpg/.jpeg/.png/"
+                   ".bmp/.webp files) or quoted glob patterns such as 'photos/*.jpg'")
     d.add_argument("--out", help="directory for annotated images")
     d.add_argument("--json", help="write detections (COCO results style, pixels) here")
     d.add_argument("--score", type=float, default=0.5, help="score threshold")

@@ -2,12 +2,40 @@
 annotated images."""
 from __future__ import annotations
 
+import glob
 import os
 
 import cv2
 
 from edge_runtime.draw import draw_detections
 from edge_runtime.images import DataError, read_image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def image_paths(args: list[str]) -> list[str]:
+    """The image files that ``args`` name, in order, each once: a file as given; a folder: its
+    files ending in one of IMAGE_EXTENSIONS (any case; sorted, not recursive); a glob pattern
+    (quoted, so that we expand it): its matches, sorted, each as if given here. A folder or
+    pattern that gives no image is a ValueError naming it."""
+    paths = []
+    for arg in args:
+        if os.path.isdir(arg):
+            found = sorted(os.path.join(arg, name) for name in os.listdir(arg)
+                           if name.lower().endswith(IMAGE_EXTENSIONS)
+                           and os.path.isfile(os.path.join(arg, name)))
+            if not found:
+                raise ValueError(f"{arg}: no image file ({', '.join(IMAGE_EXTENSIONS)}) in "
+                                 "this folder")
+        elif not os.path.exists(arg) and any(c in arg for c in "*?["):
+            matches = sorted(glob.glob(arg))
+            found = image_paths(matches) if matches else []
+            if not found:
+                raise ValueError(f"{arg}: no image file matches this pattern")
+        else:  # a file, or a missing one: detect_images reports it
+            found = [arg]
+        paths += found
+    return list(dict.fromkeys(paths))
 
 
 def detect_images(detector, paths, out_dir: str | None = None, score_threshold: float = 0.5,

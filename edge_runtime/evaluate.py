@@ -19,16 +19,20 @@ from edge_runtime.images import DataError, read_image
 def evaluate(model_path: str, data: str, split: str = "val", json_path: str | None = None,
              detections_path: str | None = None, num_threads: int | None = None,
              max_images: int | None = None, progress: bool = True,
-             detector: Detector | None = None) -> dict:
+             detector: Detector | None = None, use_xnnpack: bool = True,
+             delegate: str | None = None, runtime: str | None = None) -> dict:
     """Scores ``model_path`` on ``data``: a COCO root (``annotations/instances_{split}.json``)
     or an instances ``.json``; images are found beside it as ``train`` finds them.
+    ``num_threads``, ``use_xnnpack``, ``delegate``, ``runtime``: the interpreter's, as for
+    :class:`Detector` (unused when ``detector`` is given).
 
     Category ids come from the model's metadata; a dataset with other categories is an error.
     """
     from tqdm import tqdm
 
     # "area" resizing, as `train evaluate` does: the same pixels, so the same COCO scores
-    det = detector or Detector(model_path, num_threads=num_threads, interpolation="area")
+    det = detector or Detector(model_path, num_threads=num_threads, use_xnnpack=use_xnnpack,
+                               delegate=delegate, runtime=runtime, interpolation="area")
     truth = read_ground_truth(data, split)
     category_ids = det.metadata.get("category_ids") or truth.category_ids
     if list(category_ids) != list(truth.category_ids):

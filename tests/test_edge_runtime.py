@@ -1,4 +1,5 @@
-"""edge_runtime: detect / benchmark CLIs, output parsing, bad models and images, no TensorFlow."""
+"""edge_runtime: detect / evaluate / benchmark CLIs, output parsing, bad models and images, no
+TensorFlow."""
 from __future__ import annotations
 
 import ast
@@ -13,6 +14,7 @@ import pytest
 
 from edge_runtime import Detector
 from edge_runtime.__main__ import main
+from edge_runtime.detect import image_paths
 from edge_runtime.detector import parse_outputs
 from tests.helpers import make_dataset, write_classifier_tflite
 
@@ -110,6 +112,59 @@ def test_detect_cli_writes_json_and_annotated_images(images, tmp_path, capsys):
     assert found >= 1
     assert sorted(os.listdir(tmp_path / "annotated")) == ["img3_detections.jpg",
                                                           "img5_detections.jpg"]
+
+
+def test_image_paths_expand_folders_and_globs(tmp_path):
+    for name in ("b.PNG", "a.jpeg", "c.webp", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "folder.jpg").mkdir()  # a folder, whatever its name says
+    a, b, c = (str(tmp_path / n) for n in ("a.jpeg", "b.PNG", "c.webp"))
+    assert image_paths([str(tmp_path)]) == [a, b, c]  # by extension, any case, sorted
+    assert image_paths([str(tmp_path / "[bc].*"), a, "missing.jpg"]) == [b, c, a, "missing.jpg"]
+    assert image_paths([c, str(tmp_path)]) == [c, a, b]  # each image once
+
+
+def test_detect_cli_takes_folders_and_globs(images, tmp_path, capsys):
+    paths, _, bad = images
+    folder = os.path.dirname(paths[0])
+    assert main(["detect", MODEL, folder, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err  # in the folder, unreadable: skipped
+    assert [line.split(":")[0] for line in captured.out.splitlines()[:2]] == paths
+    pattern = os.path.join(folder, "img*.jpg")  # quoted on a command line: we expand it
+    assert main(["detect", MODEL, pattern, paths[0], "--no-progress"]) == 0
+    assert "in 2 image(s)" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    for arg in (str(empty), str(tmp_path / "*.png")):
+        assert main(["detect", MODEL, arg, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {arg}: no image file") and err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """The tiny bundled dataset: 4 validation images."""
+    return make_dataset(str(tmp_path_factory.mktemp("edge_eval")), train=1, val=4)
+
+
+def test_evaluate_cli_takes_the_interpreter_flags(dataset, tmp_path):
+    def run(*flags):
+        path = str(tmp_path / "eval.json")
+        assert main(["evaluate", MODEL, "--data", dataset, "--json", path, "--no-progress",
+                     *flags]) == 0
+        report = json.load(open(path))
+        return report, {k: v for k, v in report.items() if k not in ("seconds", "runtime")}
+
+    default, metrics = run()
+    assert metrics["num_images"] == 4 and metrics["num_detections"] > 0
+    same, same_metrics = run("--threads", "1", "--runtime", "litert")
+    assert same_metrics == metrics and same["runtime"]["threads"] == 1
+    plain, plain_metrics = run("--threads", "1", "--no-xnnpack")
+    assert plain["runtime"] == dict(default["runtime"], threads=1, xnnpack=False)
+    # int8 kernels without XNNPACK round differently (scores move by a few 1/255 steps)
+    assert plain_metrics["num_images"] == 4 and abs(plain["AP"] - default["AP"]) < 0.05
 
 
 def test_bad_models_give_clear_errors(tmp_path, images, capsys):
