@@ -118,9 +118,6 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     if source.dynamic_anchors and not postprocess:
         raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in the "
                           "fused op (its anchors are the proposals)")
-    if mode == "qat" and source.dynamic_anchors:
-        raise ExportError(f"--quantize qat is SSD-only for now ({source.meta_architecture} "
-                          "has no quantization-aware fine-tuning yet); use --quantize int8")
     if mode == "qat" and source.model is None:
         raise ExportError("--quantize qat fine-tunes the Keras model and needs a training "
                           "run (--run); a SavedModel holds no trainable Keras model")
@@ -132,11 +129,11 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         export_info["calibration"] = {"data": os.path.abspath(data), "split": calibration_split,
                                       "images": int(len(images))}
     if mode == "qat":
-        qat_model, export_info["qat"] = finetune(source, data, qat_steps,
-                                                 learning_rate=qat_learning_rate,
-                                                 per_tensor=granularity == "per-tensor",
-                                                 progress=progress)
-        source = source.with_keras_model(qat_model)
+        qat, export_info["qat"] = finetune(source, data, qat_steps,
+                                           learning_rate=qat_learning_rate,
+                                           per_tensor=granularity == "per-tensor",
+                                           progress=progress)
+        source = source.with_qat(qat)
 
     tflite = _convert(source, mode, images, postprocess, granularity)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tflite",

@@ -7,6 +7,7 @@ on the training data for a few hundred steps, so its fake-quant ranges and weigh
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -47,14 +48,15 @@ def quantize_annotate(keras_model, per_tensor: bool = False):
     return qat_model, skipped
 
 
-def calibrate_ranges(qat_model, batches) -> int:
+def calibrate_ranges(run, batches) -> int:
     """Sets the activation ranges from data before fine-tuning.
 
     tfmot starts every activation range at [-6, 6] and moves it with a 0.999 moving average,
     which takes thousands of steps to forget; a few hundred fine-tuning steps then train with
     ranges that waste most of the 256 levels (AP 0.06 instead of 0.16 on the demo model). Here
     the first batch sets each range exactly (decay 0) and the next ones average in (0.9).
-    ``batches``: preprocessed images [B, M, M, 3]. Returns the number of batches used.
+    ``run``: called eagerly on each of ``batches`` (runs the QAT model in training mode).
+    Returns the number of batches used.
     """
     from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
 
@@ -69,7 +71,7 @@ def calibrate_ranges(qat_model, batches) -> int:
     count = 0
     try:
         for images in batches:
-            qat_model(images, training=True)  # eager: each call runs the patched op
+            run(images)  # eager: each call runs the patched op
             decay["value"] = 0.9
             count += 1
     finally:
@@ -77,12 +79,32 @@ def calibrate_ranges(qat_model, batches) -> int:
     return count
 
 
+def two_stage_qat_model(model, per_tensor: bool = False):
+    """A shallow copy of the Faster R-CNN / R-FCN ``model`` whose Keras parts (the first
+    stage; Faster R-CNN's box classifier) are QAT-annotated; the proposals, crops and NMS
+    between them are plain TensorFlow ops and stay float (as in the int8 export). Returns
+    ``(qat_model, skipped)``."""
+    qat = copy.copy(model)
+    qat.first_stage, skipped = quantize_annotate(model.first_stage, per_tensor)
+    qat.keras_models = {"first_stage": qat.first_stage}
+    if "second_stage" in model.keras_models:
+        qat.box_classifier = copy.copy(model.box_classifier)
+        qat.box_classifier.keras_model, more = quantize_annotate(
+            model.box_classifier.keras_model, per_tensor)
+        qat.keras_models["second_stage"] = qat.box_classifier.keras_model
+        skipped += more
+    qat.nms = dict(model.nms)
+    return qat, skipped
+
+
 def finetune(source, data: str, steps: int, *, batch_size: int = 32,
              learning_rate: float = 3e-4, per_tensor: bool = False, seed: int = 0,
              calibration_batches: int = 8, progress: bool = True):
     """QAT-annotates ``source.model`` and fine-tunes it for ``steps`` on ``data`` (train split).
 
-    Returns ``(qat_model, info)``; info has the skipped layers, steps, losses and wall time.
+    Returns ``(qat, info)``: SSD, the QAT Keras model; two-stage models, a copy of the
+    detector holding QAT Keras parts (:func:`two_stage_qat_model`). ``info`` has the skipped
+    layers, steps, losses and wall time.
     """
     from tqdm import tqdm
 
@@ -90,7 +112,22 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
     from train.data.pipeline import cache_images, train_dataset
 
     model, tc = source.model, source.train_config
-    qat_model, skipped = quantize_annotate(model.export_spec()["keras_model"], per_tensor)
+    if source.dynamic_anchors:  # two-stage: the detector's own contract, QAT parts inside
+        qat, skipped = two_stage_qat_model(model, per_tensor)
+        variables = qat.trainable_variables
+
+        def forward(images, targets, sample):
+            out = qat.predict(images, targets["windows"], targets if sample else None,
+                              training=True)
+            return out, (qat.loss(out, targets) if sample else None)
+    else:
+        qat, skipped = quantize_annotate(model.export_spec()["keras_model"], per_tensor)
+        variables = qat.trainable_variables
+
+        def forward(images, targets, sample):
+            box_encodings, logits = qat(model.preprocess(images), training=True)
+            return None, (model.loss({"box_encodings": box_encodings, "class_logits": logits},
+                                     targets) if sample else None)
     info = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
             "skipped_layers": skipped, "data": data}
     cache = cache_images(load_dataset(data, "train"), model.image_resizer, tc.max_cache_gb,
@@ -98,20 +135,19 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
     ds = train_dataset(cache, model, batch_size=batch_size, augment_config=tc.augment,
                        seed=seed, start_step=0)
     info["calibration_batches"] = calibrate_ranges(
-        qat_model, (model.preprocess(im) for im, _ in ds.take(calibration_batches)))
+        lambda batch: forward(*batch, sample=False), ds.take(calibration_batches))
     if steps <= 0:
-        return qat_model, info
+        return qat, info
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
     optimizer = keras.optimizers.Adam(schedule)
-    variables = qat_model.trainable_variables
+    keras_parts = list(qat.keras_models.values()) if source.dynamic_anchors else [qat]
 
     @tf.function
     def step(images, targets):
         with tf.GradientTape() as tape:
-            box_encodings, logits = qat_model(model.preprocess(images), training=True)
-            losses = model.loss({"box_encodings": box_encodings, "class_logits": logits},
-                                targets)
-            total = losses["total"] + (tf.add_n(qat_model.losses) if qat_model.losses else 0.0)
+            _, losses = forward(images, targets, sample=True)
+            extra = [l for m in keras_parts for l in m.losses]  # weight decay
+            total = losses["total"] + (tf.add_n(extra) if extra else 0.0)
         optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         return total
 
@@ -125,4 +161,4 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
             history.append({"step": i + 1, "loss": loss})
     bar.close()
     info.update(history=history, wall_seconds=time.time() - t0)
-    return qat_model, info
+    return qat, info

@@ -69,12 +69,16 @@ class ExportSource:
         """True when ``predict`` returns the op's anchors (two-stage models)."""
         return self.meta_architecture != "ssd"
 
-    def with_keras_model(self, keras_model) -> "ExportSource":
-        """The same source predicting with another Keras model (e.g. the QAT one)."""
+    def with_qat(self, qat) -> "ExportSource":
+        """The same source predicting with ``qat`` (convert.qat.finetune's result: SSD, a QAT
+        Keras model; two-stage, a copy of the detector holding QAT Keras parts)."""
         if self.dynamic_anchors:
-            raise ExportError(f"QAT of {self.meta_architecture} models is not supported")
-        return replace(self, predict=_predictor(keras_model, self.score_fn),
-                       trackable=keras_model)
+            from convert import two_stage
+
+            parts = two_stage.source_parts(qat, qat.export_spec(), self.nms)
+            return replace(self, predict=parts["predict"], detect=parts["detect"],
+                           model=qat, trackable=qat)
+        return replace(self, predict=_predictor(qat, self.score_fn), trackable=qat)
 
 
 def _predictor(keras_model, score_fn):

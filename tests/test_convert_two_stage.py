@@ -108,25 +108,44 @@ def test_edge_runtime_letterboxes_like_training(arch, runs, exports):
     assert got.boxes.min() >= 0.0 and got.boxes.max() <= 1.0
 
 
-def test_num_proposals_and_int8(runs, data, tmp_path):
-    out = str(tmp_path / "frcnn_10_int8.tflite")
-    source = sources.from_run(runs["faster_rcnn"], num_proposals=10)
-    meta = export_lib.export_tflite(source, out, "int8", data=data, calibration_images=8,
-                                    progress=False)
-    assert meta["model"]["num_proposals"] == 10 and meta["input"]["dtype"] == "uint8"
+MODES = ("float16", "dynamic", "int8", "qat")
+FAST = {("faster_rcnn", "int8"), ("faster_rcnn", "qat"), ("rfcn", "dynamic"), ("rfcn", "qat")}
+
+
+@pytest.mark.parametrize("arch,mode", [
+    pytest.param(a, m, marks=() if (a, m) in FAST else pytest.mark.slow)
+    for a in ARCHS for m in MODES])
+def test_quantized_modes(arch, mode, runs, data, tmp_path):
+    """Every mode of both models (a diagonal in make test, all in make test-all): built-ins
+    plus the fused op, the four outputs through edge_runtime; integer models keep the crops'
+    geometry float. Faster R-CNN int8 also fixes 10 proposals."""
+    out = str(tmp_path / f"{arch}_{mode}.tflite")
+    proposals = 10 if (arch, mode) == ("faster_rcnn", "int8") else None
+    source = sources.from_run(runs[arch], num_proposals=proposals)
+    meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
+                                    num_check_images=2, qat_steps=2, progress=False)
+    assert meta["model"]["num_proposals"] == (proposals or 32)
     assert meta["check"]["paired"] > 0  # reported, not required to be identical
-    assert "BATCH_MATMUL" in meta["export"]["float_ops"]
     interpreter, _ = make_interpreter(out, use_xnnpack=False)
+    ops = collections.Counter(op_names(interpreter))
+    assert {o for o in ops if not o.isupper()} == {OP_NAME} and ops["TOPK_V2"] == 1
     dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
     kinds = collections.defaultdict(set)
     for op in interpreter._get_ops_details():
         kinds[op["op_name"]] |= {np.dtype(dtypes[i]).name for i in op["inputs"] if i >= 0}
-    assert kinds["BATCH_MATMUL"] == {"float32"}  # the crops' geometry stays float
-    assert "int8" in kinds["CONV_2D"] and "int8" in kinds["FULLY_CONNECTED"]
     detector = Detector(out)
-    assert detector.input_dtype == np.uint8
+    if mode in ("int8", "qat"):
+        assert meta["input"]["dtype"] == "uint8" and detector.input_dtype == np.uint8
+        assert "BATCH_MATMUL" in meta["export"]["float_ops"]
+        assert kinds["BATCH_MATMUL"] == {"float32"}  # the crops' geometry stays float
+        assert "int8" in kinds["CONV_2D"]
+    else:
+        assert detector.input_dtype == np.float32
+    if mode == "qat":
+        assert meta["export"]["qat"]["steps"] == 2 and meta["export"]["qat"]["skipped_layers"] == []
     d = detector.detect(np.full((100, 140, 3), 128, np.uint8))
     assert d.boxes.shape[1] == 4 and len(d) <= 100
+    assert all(0 <= c < source.nms.num_classes for c in d.classes)
 
 
 @pytest.mark.slow
@@ -166,7 +185,6 @@ def test_bad_input_is_reported_and_nothing_written(runs, data, tmp_path, capsys)
         (["--num-proposals", "0"], "--num-proposals must be in 1..300"),
         (["--image-size", "100"], "not divisible by the RPN's stride 16"),
         (["--image-size", "8"], "--image-size must be at least 32"),
-        (["--quantize", "qat", "--data", data], "qat is SSD-only"),
         (["--no-postprocess"], "end in the fused op"),
         (["--format", "saved_model"], "saved_model is SSD-only"),
     ]
