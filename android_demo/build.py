@@ -8,7 +8,7 @@
 2. copies the app (``app/``), LiteRT.js's JS and WebAssembly from ``node_modules`` (no CDN), and
    the exported models with their sidecar label maps: ``DIR/model_float32.tflite`` and
    ``DIR/model_int8.tflite`` (``--models``, default ``runs/demo``, written by ``make demo``)
-   and/or explicit ``--model`` files; with neither, the int8 test model in ``tests/assets``;
+   and/or explicit ``--model`` files; finding none is an error that says what to run;
 3. writes ``build-info.json`` (models, LiteRT.js version), the icons, and the service worker's
    list of files to cache for offline use.
 The output is assembled in a temporary folder and renamed over ``--out`` at the end.
@@ -35,7 +35,6 @@ LITERT = os.path.join(HERE, "node_modules", "@litertjs")
 # WebGPU/WebNN partitioning.)
 WASM_FILES = ("litert_wasm_internal.js", "litert_wasm_internal.wasm",
               "litert_wasm_compat_internal.js", "litert_wasm_compat_internal.wasm")
-FALLBACK_MODEL = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
 BUNDLED = ("int8", "float32")  # the first is loaded at start: int8 is the faster on phones
 
 
@@ -108,13 +107,11 @@ def find_models(models_dir: str | None, files: list[str]) -> list[tuple[str, str
         path = os.path.join(models_dir, f"model_{q}.tflite")
         if os.path.isfile(path):
             found.append((q, path))
-    if not found:
-        if not default:
-            sys.exit(f"android-demo: {models_dir}: no model_float32.tflite or model_int8.tflite "
-                     "(export them with `make demo`, or pass --model FILE.tflite)")
-        log(f"{models_dir} has no exported models (run `make demo`); bundling the test model "
-            f"{os.path.relpath(FALLBACK_MODEL, ROOT)} instead")
-        found.append(("int8", FALLBACK_MODEL))
+    if not found:  # a product bundles exported models only, never a test fixture
+        sys.exit(f"android-demo: {models_dir}: no model_int8.tflite or model_float32.tflite; "
+                 "export them with `make demo`, or bundle another folder's with "
+                 "`make android-demo ANDROID_MODELS=DIR` (build.py --models DIR), or pass "
+                 "--model FILE.tflite")
     return found
 
 

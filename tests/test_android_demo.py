@@ -159,6 +159,27 @@ def clip(tmp_path_factory):
     return path, frames, truth
 
 
+def _build_module():
+    """android_demo/build.py as a module (not `import build`: other packages say build)."""
+    spec = importlib.util.spec_from_file_location(
+        "android_demo_build", os.path.join(ROOT, "android_demo", "build.py"))
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build
+
+
+def test_build_without_models_says_what_to_run(tmp_path, monkeypatch):
+    """No exported model: an error naming the folder and what to run, never a test fixture."""
+    build = _build_module()
+    monkeypatch.setattr(build, "ROOT", str(tmp_path))  # default runs/demo: empty here
+    for models_dir in (None, str(tmp_path)):
+        with pytest.raises(SystemExit) as e:
+            build.find_models(models_dir, [])
+        message = str(e.value)
+        assert (models_dir or os.path.join(str(tmp_path), "runs", "demo")) in message
+        assert "make demo" in message and "ANDROID_MODELS=DIR" in message
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The built app (int8 test model) served on 127.0.0.1: (url, dist folder)."""
@@ -166,11 +187,8 @@ def app(tmp_path_factory):
             and not _find("npm"):
         pytest.skip("npm not found: Node.js 20+ with npm is needed to install LiteRT.js for "
                     "android_demo")
-    spec = importlib.util.spec_from_file_location(  # not `import build`: other packages say build
-        "android_demo_build", os.path.join(ROOT, "android_demo", "build.py"))
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    dist = build.build(str(tmp_path_factory.mktemp("android_build") / "dist"), model_files=[MODEL])
+    dist = _build_module().build(str(tmp_path_factory.mktemp("android_build") / "dist"),
+                                 model_files=[MODEL])  # the test model, named explicitly
     server = _serve(dist)
     yield f"http://127.0.0.1:{server.server_address[1]}/", dist
     server.shutdown()
