@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
+.PHONY: install demo test test-all report train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,13 @@ long-run:
 	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)
 	$(PY) -m train evaluate --run runs/long_$(MODEL) --data $(LONG_DATA) --split val
 	$(PY) -m train report --run runs/long_$(MODEL)
+
+## report: tables, figures and the frontier from a sweep's results (`python -m benchmarks sweep`)
+## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone)
+RESULTS    ?= benchmarks/results/sweep_mobile
+REPORT_OUT ?= $(RESULTS)/report
+report: $(STAMP)
+	$(PY) -m benchmarks report --results $(RESULTS) --out $(REPORT_OUT) $(foreach f,$(EDGE),--edge $(f))
 
 ## android-demo: the phone camera app (PWA, LiteRT.js) with the demo's exported models -> android_demo/dist
 ## (ANDROID_MODELS=DIR to bundle DIR/model_{float32,int8}.tflite instead of runs/demo)
