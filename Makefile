@@ -68,14 +68,16 @@ proposal-sweep:
 	  --json runs/long_$(MODEL)/tf_latency_proposals.json
 	$(PY) -m train report --run runs/long_$(MODEL)
 
-## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals: AP,
+## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals and
+## QAT at 300 (QAT_STEPS fine-tuning steps): AP,
 ## LiteRT at 1 and 2 threads vs TensorFlow) and its second-stage NMS two ways
 ## (TWO_STAGE_RUN=DIR, default the zoo Faster R-CNN) -> runs/edge_<name>/
 TWO_STAGE_RUN ?= train/zoo/faster_rcnn_mobilenet_v2_shapes
+QAT_STEPS ?= 200
 two-stage-edge: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
 	$(PY) benchmarks/two_stage_edge.py --run $(TWO_STAGE_RUN) --data $(LONG_DATA) \
-	  --proposals 300,50,20 --out runs/edge_$(notdir $(TWO_STAGE_RUN))
+	  --proposals 300,50,20 --qat-steps $(QAT_STEPS) --out runs/edge_$(notdir $(TWO_STAGE_RUN))
 	$(PY) benchmarks/two_stage_nms.py --run $(TWO_STAGE_RUN) --data $(LONG_DATA) \
 	  --out runs/edge_$(notdir $(TWO_STAGE_RUN))
 

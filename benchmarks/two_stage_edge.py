@@ -5,7 +5,7 @@ TensorFlow latency by number of proposals (issue 12; the paper's Fig. 6 on the e
     python benchmarks/two_stage_edge.py --run train/zoo/faster_rcnn_mobilenet_v2_shapes \
         --data data/shapes_large --proposals 300,50,20 --out runs/edge_frcnn
 
-For each proposal count N: float32 and int8 exports (convert/export_tflite.py: built-in ops and
+For each proposal count N: float32 and int8 exports (``--qat-steps``: QAT too, at the first N) (convert/export_tflite.py: built-in ops and
 the fused NMS op only; the float32 export of the first N is checked against TensorFlow on the
 whole ``--check-split``, the others on 8 images). COCO AP of float32 and int8 (edge_runtime
 evaluate on ``--split``) at the first N (``--ap-all``: at every N). Then, in this one process
@@ -23,17 +23,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-MODES = ("float32", "int8")
+MODES = ("float32", "int8", "qat")
 
 
-def export_all(run, data, proposals, out, check_split="val", calibration_images=200):
-    """-> {(mode, n): (path, metadata)}; nothing is re-exported if the file exists."""
+def export_all(run, data, proposals, out, check_split="val", calibration_images=200,
+               granularity="per-tensor", qat_steps=0):
+    """-> {(mode, n): (path, metadata)}; nothing is re-exported if the file exists. QAT
+    (``qat_steps`` > 0) at the first N only: it fine-tunes, the others only convert."""
     from convert import export_tflite, sources
 
     models = {}
     for i, n in enumerate(proposals):
         source = sources.from_run(run, num_proposals=n)
         for mode in MODES:
+            if mode == "qat" and (i or qat_steps <= 0):
+                continue
             path = os.path.join(out, f"model_{mode}_{n}.tflite")
             if not os.path.exists(path):
                 full = i == 0 and mode == "float32"
@@ -43,20 +47,21 @@ def export_all(run, data, proposals, out, check_split="val", calibration_images=
                 export_tflite.export_tflite(
                     source, path, mode, data=data, calibration_images=calibration_images,
                     num_check_images=None if full else 8, check_split=check_split,
-                    progress=False)
+                    granularity=granularity, qat_steps=qat_steps, progress=False)
             with open(os.path.splitext(path)[0] + ".json") as f:
                 models[mode, n] = (path, json.load(f))
     return models
 
 
 def measure(run, data, proposals, out, split="val", threads=(1, 2), runs=100, warmup=10,
-            ap_all=False, check_split="val") -> dict:
+            ap_all=False, check_split="val", granularity="per-tensor", qat_steps=0) -> dict:
     from benchmarks.tf_latency import tf_benchmark
     from edge_runtime.benchmark import benchmark_model, machine_info
     from edge_runtime.evaluate import evaluate
 
     os.makedirs(out, exist_ok=True)
-    models = export_all(run, data, proposals, out, check_split)
+    models = export_all(run, data, proposals, out, check_split, granularity=granularity,
+                        qat_steps=qat_steps)
     rows = []
     for (mode, n), (path, meta) in models.items():
         row = {"mode": mode, "num_proposals": n, "model": os.path.basename(path),
@@ -85,6 +90,7 @@ def measure(run, data, proposals, out, split="val", threads=(1, 2), runs=100, wa
     return {"tool": "benchmarks/two_stage_edge.py", "run": os.path.abspath(run),
             "machine": machine_info(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "threads": list(threads), "runs": runs, "warmup": warmup, "split": split,
+            "granularity": granularity, "qat_steps": qat_steps,
             "tensorflow_threads": "TensorFlow default (all cores)", "rows": rows}
 
 
@@ -94,7 +100,8 @@ def format_table(report: dict) -> str:
              f"Machine: {m['cpu']} ({m['cores']} cores, {m['arch']}); {report['warmup']} "
              f"warm-up + {report['runs']} timed frames; LiteRT invoke median (p90) ms at "
              f"{', '.join(map(str, report['threads']))} thread(s); TensorFlow batch 1 "
-             f"(all threads); AP on {report['split']}.", "",
+             f"(all threads); AP on {report['split']}; int8 weights "
+             f"{report.get('granularity', 'per-channel')}.", "",
              "| mode | proposals | MB | AP | AP50 | AP_small | "
              + " | ".join(f"LiteRT {t}T" for t in report["threads"])
              + " | TF | LiteRT/TF (1T) | float32 parity |",
@@ -127,6 +134,10 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--ap-all", action="store_true", help="AP at every proposal count")
+    p.add_argument("--granularity", default="per-tensor", choices=("per-tensor", "per-channel"),
+                   help="int8 weight scales (per-tensor: the smaller file)")
+    p.add_argument("--qat-steps", type=int, default=0,
+                   help="> 0: also a QAT export (at the first proposal count), fine-tuned so long")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     import train  # noqa: F401  (legacy Keras before TensorFlow)
@@ -141,7 +152,8 @@ def main(argv=None) -> int:
         return 2
     try:
         report = measure(args.run, args.data, proposals, args.out, args.split, threads,
-                         args.runs, args.warmup, args.ap_all)
+                         args.runs, args.warmup, args.ap_all, granularity=args.granularity,
+                         qat_steps=args.qat_steps)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
