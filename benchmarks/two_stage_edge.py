@@ -5,10 +5,11 @@ TensorFlow latency by number of proposals (issue 12; the paper's Fig. 6 on the e
     python benchmarks/two_stage_edge.py --run train/zoo/faster_rcnn_mobilenet_v2_shapes \
         --data data/shapes_large --proposals 300,50,20 --out runs/edge_frcnn
 
-For each proposal count N: float32 and int8 exports (``--qat-steps``: QAT too, at the first N) (convert/export_tflite.py: built-in ops and
+For each proposal count N: float32 and int8 exports (convert/export_tflite.py: built-in ops and
 the fused NMS op only; the float32 export of the first N is checked against TensorFlow on the
-whole ``--check-split``, the others on 8 images). COCO AP of float32 and int8 (edge_runtime
-evaluate on ``--split``) at the first N (``--ap-all``: at every N). Then, in this one process
+whole ``--check-split``, the others on 8 images), and with ``--qat-steps`` a QAT export at the
+first N. COCO AP of each mode (edge_runtime evaluate on ``--split``) at the first N
+(``--ap-all``: at every N). Then, in this one process
 and side by side: ``edge_runtime benchmark`` medians at each ``--threads`` and TensorFlow's
 batch-1 latency (benchmarks/tf_latency.py, all of TensorFlow's threads) of the same run and
 N, and their ratio. Writes ``two_stage_edge.json`` and ``two_stage_edge.md`` to ``--out``.
