@@ -89,8 +89,9 @@ def test_float32_equals_tensorflow(source, data, tmp_path):
     np.testing.assert_allclose(got.boxes, ref["boxes"][0, :n], atol=1e-4)
 
 
-@pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow),
-                                  "dynamic", "int8", "qat"])
+# float16 and QAT slow-only (time): make test runs QAT on a Faster R-CNN (test_convert_two_stage)
+@pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow), "dynamic",
+                                  "int8", pytest.param("qat", marks=pytest.mark.slow)])
 def test_quantized_modes(source, data, tmp_path, mode):
     out = str(tmp_path / f"model_{mode}.tflite")
     meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
