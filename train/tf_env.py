@@ -59,11 +59,11 @@ def stderr_without(pattern: re.Pattern):
     stderr every line that ``pattern`` does not match (also when the block raises)."""
     sys.stderr.flush()
     try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to filter
+        tmp, saved = tempfile.TemporaryFile(), os.dup(2)
+    except OSError:  # no temporary folder, or no stderr at all: nothing is filtered
         yield
         return
-    with tempfile.TemporaryFile() as tmp:
+    with tmp:
         os.dup2(tmp.fileno(), 2)
         try:
             yield
