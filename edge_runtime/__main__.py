@@ -81,7 +81,7 @@ def _interpreter_flags(p, threads=True):
     p.add_argument("--no-xnnpack", action="store_true", help="turn off the XNNPACK delegate")
     p.add_argument("--delegate", help="external delegate library, e.g. libedgetpu.so.1")
     p.add_argument("--runtime", choices=("litert", "tflite_runtime", "tensorflow"),
-                   help="interpreter package (default: the first installed, LiteRT first)")
+                   help="interpreter package (None: the first installed, LiteRT first)")
 
 
 # --- camera: live detection (edge_runtime/camera.py) ---------------------------------------
