@@ -79,12 +79,23 @@ def calibrate_ranges(run, batches) -> int:
     return count
 
 
+def _detached_copy(module):
+    """A shallow copy of a tf.Module with its own checkpoint-tracking state: a plain
+    ``copy.copy`` shares those lists, so attributes set on the copy would become the
+    original's checkpoint dependencies too."""
+    clone = copy.copy(module)
+    state = vars(clone)
+    for key in [k for k in state if k.startswith("_self_")]:  # re-created on first use
+        del state[key]
+    return clone
+
+
 def two_stage_qat_model(model, per_tensor: bool = False):
     """A shallow copy of the Faster R-CNN / R-FCN ``model`` whose Keras parts (the first
     stage; Faster R-CNN's box classifier) are QAT-annotated; the proposals, crops and NMS
     between them are plain TensorFlow ops and stay float (as in the int8 export). Returns
     ``(qat_model, skipped)``."""
-    qat = copy.copy(model)
+    qat = _detached_copy(model)
     qat.first_stage, skipped = quantize_annotate(model.first_stage, per_tensor)
     qat.keras_models = {"first_stage": qat.first_stage}
     if "second_stage" in model.keras_models:
