@@ -1,5 +1,6 @@
 """``python -m benchmarks <command>``: the paper's grid as commands.
 
+    python -m benchmarks sweep --grid {quick,mobile,paper,FILE.yaml} --out DIR [--runs RUN ...]
     python -m benchmarks report --results DIR --out DIR [--edge PI.json ...] [--threads 1]
 
 Each command is one ``add_<name>(subparsers)`` function that registers its parser and sets
@@ -40,7 +41,53 @@ def run_report(args) -> int:
     return 0
 
 
-COMMANDS = [add_report]
+def add_sweep(sub):
+    p = sub.add_parser("sweep", help="measure every cell of a grid (one process per cell)",
+                       description="Measures each cell of the grid in its own process and "
+                       "writes DIR/<cell id>.json (schema: benchmarks/results_schema.py); a "
+                       "rerun skips finished cells. See benchmarks/sweep.py.")
+    p.add_argument("--grid", required=True, help="quick, mobile, paper (benchmarks/grids.py) "
+                   "or a grid YAML file")
+    p.add_argument("--out", required=True, help="results folder (cell JSON, models/, logs/)")
+    p.add_argument("--runs", nargs="*", default=[], metavar="RUN",
+                   help="trained run folders (e.g. runs/*): a cell of the same architecture "
+                   "is measured from the run and gets its COCO AP")
+    p.add_argument("--zoo", action="store_true", help="the zoo's trained models (train/zoo) "
+                   "as --runs")
+    p.add_argument("--data", help="where trained runs are scored (val split); default: the "
+                   "data their eval.json names, if it is here")
+    p.add_argument("--only", nargs="*", metavar="CELL_ID", help="only these cells of the grid")
+    p.add_argument("--skip-failed", action="store_true", help="do not retry failed cells")
+    p.add_argument("--threads", help="LiteRT thread counts, comma-separated (default: the "
+                   "grid's, e.g. 1,2; 4 on a Pi)")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default: the grid's)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args) -> int:
+    import train  # noqa: F401  (TensorFlow's environment for the cells' processes)
+    from benchmarks.grids import GridError
+    from benchmarks.sweep import sweep
+    overrides = {}
+    if args.threads:
+        overrides["threads"] = [int(t) for t in args.threads.split(",")]
+    if args.timeout:
+        overrides["timeout_s"] = args.timeout
+    try:
+        done = sweep(args.grid, args.out, args.runs, args.zoo, args.data, args.skip_failed,
+                     overrides, progress=not args.no_progress, only=args.only)
+    except (GridError, ValueError) as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(done['ok'])} cell(s) measured, {len(done['failed'])} failed, "
+          f"{len(done['skipped'])} already done -> {args.out}")
+    for cid in done["failed"]:
+        print(f"  failed: {cid} (see {os.path.join(args.out, cid + '.json')})")
+    return 0
+
+
+COMMANDS = [add_sweep, add_report]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,192 @@
+"""``python -m benchmarks sweep --grid {quick,mobile,paper,FILE.yaml} --out DIR``: measures the grid.
+
+Every cell (benchmarks/grids.py: meta-architecture x extractor x resolution x proposals x
+stride) runs in a fresh process (benchmarks/sweep_cell.py) with a timeout, and leaves
+``DIR/<cell id>.json`` in the report's schema (benchmarks/results_schema.py,
+``frontier.sweep.cell/1``): parameters, FLOPs, TensorFlow batch-1 latency with post-processing
+(median, p90, warm-up, runs, machine, device), peak memory, ``.tflite`` float32 / int8 size and
+LiteRT invoke latency per thread count (the files in ``DIR/models/``, named after the cell, as
+the report matches a Pi's JSON by file name), and COCO AP when a trained run of that
+architecture is given (``--runs``, ``--zoo``), else the cell is untrained (no ``ap``).
+
+* A failing cell (error, crash, out of memory, timeout) is recorded as ``status: failed`` with
+  the child's last stderr line, and the sweep goes on; its full log is ``DIR/logs/<id>.log``.
+* Each cell file is written atomically; a rerun skips the cells already ``ok`` (failed ones are
+  tried again unless ``--skip-failed``), so an interrupted sweep resumes where it stopped.
+* A progress bar (tqdm) with the ETA of the cells left.
+
+Post-processing of untrained weights: random weights give every anchor a score near the NMS
+score threshold, so NMS has more candidates than for a trained model and the end-to-end time
+is pessimistic. The headline ``tf_latency_ms`` keeps post-processing as configured (the paper
+times with it), and each cell also records ``postprocess_ms``: decode + NMS alone on the cell's
+own predictions, so the part can be read off. Measured on this machine (2 shared cores), see
+``MEASURED_POSTPROCESS`` below.
+
+The ``mobile`` grid's budget (done-when: <= 60 min on a 2-core machine): see ``MOBILE_ESTIMATE``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from benchmarks.grids import Cell, load_grid
+from benchmarks.results_schema import SCHEMA
+
+MEASURED_POSTPROCESS = "(filled in below)"
+MOBILE_ESTIMATE = "(filled in below)"
+
+
+# --- trained runs -----------------------------------------------------------------------------
+def zoo_runs() -> list[str]:
+    zoo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train", "zoo")
+    return sorted(os.path.join(zoo, d) for d in os.listdir(zoo)
+                  if os.path.isfile(os.path.join(zoo, d, "config.yaml")))
+
+
+def run_architecture(run_dir: str) -> tuple:
+    """(meta_architecture, extractor, output stride) of a run folder's config.yaml."""
+    from train.config import load_config
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise ValueError(f"--runs {run_dir}: no config.yaml; not a `python -m train fit` run")
+    m = load_config(path).model
+    return m.meta_architecture, m.feature_extractor.name, m.feature_extractor.output_stride
+
+
+def match_runs(cells: list[Cell], runs: list[str]) -> dict:
+    """{cell id: run folder} where a run's architecture is the cell's (stride None on either
+    side = the extractor's default, which matches 16); the first run given wins."""
+    archs = [(r, run_architecture(r)) for r in runs]
+    matched = {}
+    for c in cells:
+        for r, (meta, ext, stride) in archs:
+            if (meta, ext) == (c.meta_architecture, c.extractor) and (
+                    (stride or 16) == (c.stride or 16)):
+                matched[c.id] = r
+                break
+    return matched
+
+
+# --- one cell -----------------------------------------------------------------------------------
+def cell_status(path: str) -> str | None:
+    """"ok" / "failed" of a cell file, None if it is missing or unreadable (half-written)."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return d.get("status") if isinstance(d, dict) and d.get("schema") == SCHEMA else None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def failed_cell(cell: Cell, error: str, log: str | None) -> dict:
+    from edge_runtime.benchmark import machine_info
+    return {"schema": SCHEMA, "cell": cell.key(), "status": "failed", "error": error,
+            "log": log, "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | None) -> str:
+    """Runs one cell's process; -> its status. A failure is written as a failed cell file."""
+    from edge_runtime.files import write_json
+
+    logs = os.path.join(out, "logs")
+    os.makedirs(logs, exist_ok=True)
+    spec_path = os.path.join(logs, f"{cell.id}.spec.json")
+    log_path = os.path.join(logs, f"{cell.id}.log")
+    spec = {"id": cell.id, "cell": cell.to_dict(), "settings": settings, "out": out,
+            "run": run, "data": data,
+            "calibration_data": os.path.join(out, "work", "calibration_shapes_tiny")}
+    write_json(spec_path, spec)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    result_path = os.path.join(out, f"{cell.id}.json")
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.sweep_cell", spec_path],
+                                  stdout=log, stderr=subprocess.PIPE, text=True, cwd=root,
+                                  env=env, timeout=settings["timeout_s"])
+            stderr, rc = proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as e:
+            stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) \
+                else (e.stderr or "")
+            log.write(stderr)
+            error = f"timed out after {settings['timeout_s']} s"
+            write_json(result_path, failed_cell(cell, error, log_path), indent=1)
+            return "failed"
+        log.write(stderr)
+    status = cell_status(result_path)
+    if rc == 0 and status == "ok":
+        return "ok"
+    error = _last_line(stderr) or f"the cell's process exited with status {rc}"
+    if rc < 0:
+        error = f"killed by signal {-rc} (out of memory?); last line: {error}"
+    write_json(result_path, failed_cell(cell, error, log_path), indent=1)
+    return "failed"
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+def sweep(grid: str, out: str, runs=(), zoo: bool = False, data: str | None = None,
+          skip_failed: bool = False, overrides: dict | None = None, progress: bool = True,
+          only: list[str] | None = None) -> dict:
+    """Measures every cell of ``grid`` not already done in ``out``; -> {"ok", "failed",
+    "skipped"}: lists of cell ids."""
+    from tqdm import tqdm
+
+    cells, settings = load_grid(grid)
+    settings.update(overrides or {})
+    if only:
+        unknown = sorted(set(only) - {c.id for c in cells})
+        if unknown:
+            raise ValueError(f"--only: no such cell(s) in grid {grid}: {', '.join(unknown)}")
+        cells = [c for c in cells if c.id in only]
+    out = os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    trained = match_runs(cells, list(runs) + (zoo_runs() if zoo else []))
+    done = {"ok": [], "failed": [], "skipped": []}
+    todo = []
+    for c in cells:
+        status = cell_status(os.path.join(out, f"{c.id}.json"))
+        if status == "ok" or (status == "failed" and skip_failed):
+            done["skipped"].append(c.id)
+        else:
+            todo.append(c)
+    bar = tqdm(total=len(cells), initial=len(done["skipped"]), unit="cell", desc="sweep",
+               disable=not progress, dynamic_ncols=True)
+    with bar:
+        for c in todo:
+            bar.set_postfix_str(c.id + (" (trained)" if c.id in trained else ""))
+            run = trained.get(c.id)
+            status = run_cell(c, out, settings, run, _data_for(run, data))
+            done[status].append(c.id)
+            if status == "failed" and progress:
+                with open(os.path.join(out, f"{c.id}.json")) as f:
+                    bar.write(f"{c.id}: failed: {json.load(f)['error']}")
+            bar.update(1)
+    return done
+
+
+def _data_for(run: str | None, data: str | None) -> str | None:
+    """Where a trained run's AP is measured: ``--data``, else the data its eval.json names if
+    that folder is here, else none (the cell is timed, with no AP)."""
+    if run is None:
+        return None
+    if data:
+        return data
+    try:
+        with open(os.path.join(run, "eval.json")) as f:
+            recorded = json.load(f).get("data")
+    except (OSError, ValueError):
+        return None
+    for candidate in (recorded, os.path.join("data", os.path.basename(recorded or ""))):
+        if candidate and os.path.isdir(candidate):
+            return candidate
+    return None
