@@ -55,10 +55,11 @@ def cell_config(cell: dict):
     """The cell's config (bundled name + overrides, classes set, resolution and proposals
     applied) as a train.config.Config."""
     from train.config import load_config
+
+    config = load_config(cell["config"])  # before TensorFlow is imported: a bad name fails fast
     from train.describe import default_num_classes
     from train.evaluate import apply_overrides
 
-    config = load_config(cell["config"])
     fe = config.model.feature_extractor
     for key, value in cell.get("overrides", {}).items():
         section, name = key.split(".", 1)
@@ -189,27 +190,27 @@ def average_precision(run_dir: str, cell: dict, data: str, work: str) -> dict:
 def _run_record(run_dir: str) -> dict:
     from train.config import load_config
     m = load_config(os.path.join(run_dir, "config.yaml")).model
-    return {"path": run_dir, "meta_architecture": m.meta_architecture,
+    return {"path": _shown(run_dir), "meta_architecture": m.meta_architecture,
             "extractor": m.feature_extractor.name, "stride": m.feature_extractor.output_stride}
 
 
 # --- the cell ----------------------------------------------------------------------------------
 def measure(spec: dict) -> dict:
     """Every figure of one cell (see the module docstring) -> the cell file's dict."""
+    cell, settings, run = spec["cell"], spec["settings"], spec.get("run")
+    work = os.path.join(spec["out"], "work", spec["id"])
+    t0 = time.time()
+    config = None if run else cell_config(cell)
     from edge_runtime.benchmark import machine_info
     from train.describe import describe
     from train.evaluate import load_run
 
-    cell, settings, run = spec["cell"], spec["settings"], spec.get("run")
-    work = os.path.join(spec["out"], "work", spec["id"])
-    t0 = time.time()
     if run:
         config = load_run(run, num_proposals=cell.get("num_proposals"),
                           image_size=cell["resolution"])[0]
         run_dir = run
-        key = dict(_cell_key(spec), config=os.path.join(run, "config.yaml"))
+        key = dict(_cell_key(spec), config=_shown(os.path.join(run, "config.yaml")))
     else:
-        config = cell_config(cell)
         _log("fresh random weights")
         run_dir = untrained_run(config, work)
         key = _cell_key(spec)
@@ -248,6 +249,13 @@ def measure(spec: dict) -> dict:
         "seconds": round(time.time() - t0, 1),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return result
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory (the repository root, where the report
+    runs and checks ``trained_run.path``) when it lies inside it."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return path if rel.startswith("..") else rel
 
 
 def _cell_key(spec: dict) -> dict:
