@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, field
 
 META_ARCHITECTURES = ("ssd", "faster_rcnn", "rfcn")
 # The configs a missing (meta-architecture, extractor) pair is derived from.
-TEMPLATES = {"coco": {"ssd": "ssd_mobilenet_v1_coco", "faster_rcnn": "faster_rcnn_mobilenet_v1_coco",
+TEMPLATES = {"coco": {"ssd": "ssd_mobilenet_v1_coco",
+                      "faster_rcnn": "faster_rcnn_mobilenet_v1_coco",
                       "rfcn": "rfcn_mobilenet_v2_coco"},
              "shapes": {"ssd": "ssd_mobilenet_v2_shapes",
                         "faster_rcnn": "faster_rcnn_mobilenet_v2_shapes",
@@ -98,8 +99,12 @@ GRIDS = {
                             "threads": [1, 2], "timeout_s": 900},
                "blocks": [{"meta_architectures": ["ssd"], "extractors": MOBILE_EXTRACTORS,
                            "resolutions": [300]},
-                          {"meta_architectures": ["faster_rcnn", "rfcn"],
+                          {"meta_architectures": ["faster_rcnn"],
                            "extractors": MOBILE_EXTRACTORS, "resolutions": [300],
+                           "proposals": [20, 100]},
+                          # R-FCN needs output stride 16; inception_v2 has no atrous Mixed_5
+                          {"meta_architectures": ["rfcn"],
+                           "extractors": ["mobilenet_v1", "mobilenet_v2"], "resolutions": [300],
                            "proposals": [20, 100]}]},
     # the paper's whole grid (hours; meant for a bigger machine or a GPU)
     "paper": {"name": "paper",
@@ -127,7 +132,8 @@ def config_index() -> dict:
         _INDEX = {}
         for name in sorted(bundled_configs()):
             m = load_config(name).model
-            key = (m.meta_architecture, m.feature_extractor.name, m.feature_extractor.output_stride)
+            fe = m.feature_extractor
+            key = (m.meta_architecture, fe.name, fe.output_stride)
             _INDEX.setdefault(key, []).append(name)
     return _INDEX
 
@@ -174,7 +180,8 @@ def _block_cells(block: dict, where: str) -> list[Cell]:
         raise GridError(f"{where}.family must be one of {sorted(TEMPLATES)}, got {family!r}")
     cells = []
     for meta, ext, res, stride in itertools.product(
-            _list(block, "meta_architectures", where, None), _list(block, "extractors", where, None),
+            _list(block, "meta_architectures", where, None),
+            _list(block, "extractors", where, None),
             _list(block, "resolutions", where, None), _list(block, "strides", where, [None])):
         proposals = [None] if meta == "ssd" else _list(block, "proposals", where, None)
         for n in proposals:
