@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,30 @@ def failed_cell(cell: Cell, error: str, log: str | None) -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _child(argv, log, cwd, env, timeout) -> tuple[int | None, str]:
+    """Runs the cell's process in its own process group (stdout to ``log``); -> (exit status,
+    or None when it ran past ``timeout`` seconds; its stderr). On a timeout, or when the sweep
+    itself is stopped (Ctrl-C), the whole group is killed: nothing of the cell is left running."""
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env=env, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return None, proc.communicate()[1]
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | None) -> str:
     """Runs one cell's process; -> its status. A failure is written as a failed cell file."""
     from edge_runtime.files import write_json
@@ -129,23 +154,17 @@ def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | 
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     result_path = os.path.join(out, f"{cell.id}.json")
+    started = time.time()
     with open(log_path, "w") as log:
-        try:
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.sweep_cell", spec_path],
-                                  stdout=log, stderr=subprocess.PIPE, text=True, cwd=root,
-                                  env=env, timeout=settings["timeout_s"])
-            stderr, rc = proc.stderr, proc.returncode
-        except subprocess.TimeoutExpired as e:
-            stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) \
-                else (e.stderr or "")
-            log.write(stderr)
-            error = f"timed out after {settings['timeout_s']} s"
-            write_json(result_path, failed_cell(cell, error, log_path), indent=1)
-            return "failed"
+        rc, stderr = _child([sys.executable, "-m", "benchmarks.sweep_cell", spec_path], log,
+                            root, env, settings["timeout_s"])
         log.write(stderr)
-    status = cell_status(result_path)
-    if rc == 0 and status == "ok":
-        return "ok"
+    if rc is None:
+        error = f"timed out after {settings['timeout_s']} s"
+        write_json(result_path, failed_cell(cell, error, log_path), indent=1)
+        return "failed"
+    if cell_status(result_path) == "ok" and os.path.getmtime(result_path) >= started - 1:
+        return "ok"  # written by this child (even if it crashed on its way out, as TF can)
     error = _last_line(stderr) or f"the cell's process exited with status {rc}"
     if rc < 0:
         error = f"killed by signal {-rc} (out of memory?); last line: {error}"

@@ -53,6 +53,17 @@ def test_two_cell_sweep_isolates_the_failure_and_resumes(two_cell_grid, tmp_path
     assert sweep(two_cell_grid, out, skip_failed=True, progress=False)["skipped"] == [GOOD, BAD]
 
 
+def test_a_cell_past_its_timeout_is_killed_and_recorded(tmp_path):
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump({"settings": {"timeout_s": 1, "quantize": []}, "cells": [
+        {"meta_architecture": "ssd", "extractor": "mobilenet_v2", "resolution": 128,
+         "config": "ssd_mobilenet_v2_shapes"}]}))
+    out = str(tmp_path / "results")
+    assert sweep(str(path), out, progress=False)["failed"] == [GOOD]
+    with open(os.path.join(out, f"{GOOD}.json")) as f:
+        assert json.load(f)["error"] == "timed out after 1 s"
+
+
 def test_half_written_cell_file_is_run_again(tmp_path):
     path = tmp_path / "x.json"
     path.write_text('{"schema": "frontier.sweep.cell/1", "status": "o')
