@@ -4,7 +4,8 @@ A grid is a dict (or a YAML file of the same shape, ``--grid FILE.yaml``)::
 
     name: mobile
     settings: {tf_runs: 20, tf_warmup: 3, lite_runs: 20, lite_warmup: 3,   # all optional
-               threads: [1, 2], quantize: [float32, int8], timeout_s: 900}
+               threads: [1, 2], quantize: [float32, int8], timeout_s: 900,
+               ap_int8: true}         # trained cells: COCO AP of the int8 model too
     blocks:                       # each block: the product of its axes
       - meta_architectures: [faster_rcnn, rfcn]
         extractors: [mobilenet_v1, mobilenet_v2, inception_v2]
@@ -39,9 +40,10 @@ TEMPLATES = {"coco": {"ssd": "ssd_mobilenet_v1_coco",
                         "faster_rcnn": "faster_rcnn_mobilenet_v2_shapes",
                         "rfcn": "rfcn_mobilenet_v2_shapes"}}
 DEFAULT_SETTINGS = {"tf_runs": 50, "tf_warmup": 5, "lite_runs": 50, "lite_warmup": 5,
-                    "threads": [1, 2], "quantize": ["float32", "int8"], "timeout_s": 1800}
+                    "threads": [1, 2], "quantize": ["float32", "int8"], "timeout_s": 1800,
+                    "ap_int8": True}
 SETTING_TYPES = {"tf_runs": int, "tf_warmup": int, "lite_runs": int, "lite_warmup": int,
-                 "threads": list, "quantize": list, "timeout_s": int}
+                 "threads": list, "quantize": list, "timeout_s": int, "ap_int8": bool}
 
 
 class GridError(ValueError):
@@ -231,7 +233,8 @@ def parse_grid(grid: dict, source: str) -> tuple[list[Cell], dict]:
     for key, value in (grid.get("settings") or {}).items():
         if key not in SETTING_TYPES:
             raise GridError(f"{source}: settings.{key}: unknown (known: {sorted(SETTING_TYPES)})")
-        if not isinstance(value, SETTING_TYPES[key]) or isinstance(value, bool):
+        if not isinstance(value, SETTING_TYPES[key]) or (
+                isinstance(value, bool) and SETTING_TYPES[key] is not bool):
             raise GridError(f"{source}: settings.{key} must be a {SETTING_TYPES[key].__name__}")
         settings[key] = value
     cells = []

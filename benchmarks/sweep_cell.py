@@ -5,21 +5,23 @@ TensorFlow's allocator peak on a GPU), nothing one model leaves behind (graphs, 
 caches) slows the next, and a cell that crashes or runs out of memory costs only itself. The
 parent (benchmarks/sweep.py) writes SPEC.json, waits with a timeout and records a failure.
 
-The steps, in this order (the memory figure is taken right after the timed part):
+The steps, in this order:
 
-1. the model: a trained run (``spec["run"]``: its config and weights, at the cell's resolution
-   and proposals) or the cell's config with fresh random weights, saved as a small run folder
-   (config.yaml, labels.json, a checkpoint) under ``<out>/work/<cell id>/`` so that the
-   exporter takes the same path as for a trained run (convert.sources.from_run);
-2. TensorFlow batch-1 latency with post-processing (benchmarks/tf_latency.py's timing loop:
-   OpenCV resize of a 640x480 frame, ``model.detect``, outputs to numpy), then peak memory;
+1. TensorFlow batch-1 latency with post-processing (benchmarks/tf_latency.py's timing loop:
+   OpenCV resize of a 640x480 frame, ``model.detect``, outputs to numpy) of a trained run
+   (``spec["run"]``: its config and weights at the cell's resolution and proposals) or of the
+   cell's config with random weights (seed 0); then peak memory, so it is that model's alone;
+2. untrained cells: random weights (seed 0) saved as a small run folder (config.yaml,
+   labels.json, a checkpoint) under ``<out>/work/<cell id>/``, so that the exporter takes the
+   same path as for a trained run (convert.sources.from_run);
 3. the post-processing alone (decode + NMS on this model's own predictions for that frame),
    because untrained scores make NMS slower than a trained model's; see ``POSTPROCESS_NOTE``;
 4. parameters and FLOPs (train/describe.py);
 5. ``.tflite`` float32 / int8 (convert/export_tflite.py; int8 calibrated on the bundled shapes
    generator's images, so no dataset is needed) and LiteRT invoke latency per thread count
    (edge_runtime/benchmark.py); a failed export is recorded under ``errors`` and the cell goes on;
-6. COCO AP of a trained run (train/evaluate.py) on ``spec["data"]`` (val split).
+6. COCO AP of a trained run (train/evaluate.py) on ``spec["data"]`` (val split), and of its
+   int8 model in LiteRT (edge_runtime/evaluate.py; grid setting ``ap_int8: false`` skips it).
 
 The cell file is written atomically at the end (edge_runtime/files.py); a cell that dies writes
 nothing, and the parent records it as failed.
@@ -99,11 +101,19 @@ def untrained_run(config, folder: str) -> str:
 
 
 # --- measurements ----------------------------------------------------------------------------
-def tf_latency(run_dir: str, cell: dict, settings: dict) -> dict:
+def tf_latency(run: str | None, config_path: str, cell: dict, settings: dict) -> dict:
+    """benchmarks/tf_latency.py's timing of a trained run at the cell's knobs, or of the cell's
+    config (knobs applied) with random weights (seed 0, as the checkpoint made afterwards)."""
+    import tensorflow as tf
+
     from benchmarks.tf_latency import tf_benchmark
-    n = cell.get("num_proposals")
-    report = tf_benchmark(run_dir, settings["tf_runs"], settings["tf_warmup"],
-                          [n] if n else None, [cell["resolution"]])
+    runs, warmup = settings["tf_runs"], settings["tf_warmup"]
+    if run:
+        n = cell.get("num_proposals")
+        report = tf_benchmark(run, runs, warmup, [n] if n else None, [cell["resolution"]])
+    else:
+        tf.random.set_seed(0)
+        report = tf_benchmark(None, runs, warmup, config=config_path)
     return report["results"][0]
 
 
@@ -187,6 +197,12 @@ def average_precision(run_dir: str, cell: dict, data: str, work: str) -> dict:
     return {k: float(report[k]) for k in AP_KEYS}
 
 
+def int8_precision(model_path: str, data: str, threads: int) -> dict:
+    from edge_runtime.evaluate import evaluate
+    report = evaluate(model_path, data, "val", num_threads=threads, progress=False)
+    return {k: float(report[k]) for k in AP_KEYS}
+
+
 def _run_record(run_dir: str) -> dict:
     from train.config import load_config
     m = load_config(os.path.join(run_dir, "config.yaml")).model
@@ -205,19 +221,27 @@ def measure(spec: dict) -> dict:
     from train.describe import describe
     from train.evaluate import load_run
 
+    from train.config import load_config, save_config
+    from train.evaluate import apply_overrides
+
     if run:
-        config = load_run(run, num_proposals=cell.get("num_proposals"),
-                          image_size=cell["resolution"])[0]
-        run_dir = run
+        config = apply_overrides(load_config(os.path.join(run, "config.yaml")),
+                                 cell.get("num_proposals"), cell["resolution"])
+        config_path, run_dir = None, run
         key = dict(_cell_key(spec), config=_shown(os.path.join(run, "config.yaml")))
     else:
-        _log("fresh random weights")
-        run_dir = untrained_run(config, work)
+        os.makedirs(work, exist_ok=True)
+        config_path = os.path.join(work, "config.yaml")
+        save_config(config, config_path)
         key = _cell_key(spec)
+    # first in the process, so that its peak memory is the timed model's alone
     _log("TensorFlow latency")
-    lat = tf_latency(run_dir, cell, settings)
+    lat = tf_latency(run, config_path, cell, settings)
     device, memory, memory_what = device_and_memory(lat["peak_rss_mb"])
     e2e = lat["stages_ms"]["end_to_end"]
+    if not run:
+        _log("fresh random weights, saved as a run")
+        run_dir = untrained_run(config, work)
     _log("post-processing alone")
     model = load_run(run_dir, num_proposals=cell.get("num_proposals") if run else None,
                      image_size=cell["resolution"] if run else None)[2]
@@ -227,10 +251,14 @@ def measure(spec: dict) -> dict:
                      source=key["config"])
     errors: dict = {}
     tflite = export_and_time(run_dir, cell, spec, errors)
-    ap = None
+    ap = ap8 = None
     if run and spec.get("data"):
         _log(f"COCO AP on {spec['data']} val")
         ap = average_precision(run, cell, spec["data"], work)
+        if settings.get("ap_int8", True) and (tflite or {}).get("int8"):
+            _log("COCO AP of the int8 model (LiteRT)")
+            ap8 = int8_precision(os.path.join(spec["out"], "models", tflite["int8"]["file"]),
+                                 spec["data"], max(settings["threads"]))
     result = {
         "schema": SCHEMA, "cell": key, "status": "ok", "machine": machine_info(),
         "device": device, "params": int(facts["parameters"]["total"]),
@@ -241,8 +269,8 @@ def measure(spec: dict) -> dict:
                           "tensorflow": lat["runtime"]["version"]},
         "postprocess_ms": post, "postprocess_note": POSTPROCESS_NOTE,
         "peak_memory_mb": memory, "peak_memory_of": memory_what,
-        "tflite": tflite, "ap": ap, "ap_int8": None,
-        "ap_data": f"{spec['data']} val" if ap else None,
+        "tflite": tflite, "ap": ap, "ap_int8": ap8,
+        "ap_data": f"{_shown(spec['data'])} val" if ap else None,
         "trained_run": _run_record(run) if run else None, "trained": bool(run),
         "input_shape": list(model.input_shape), "num_classes": model.num_classes,
         "overrides": cell.get("overrides") or {}, "errors": errors,
