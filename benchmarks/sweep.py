@@ -39,13 +39,17 @@ run-to-run noise of the end-to-end figure on a shared machine.
 The ``mobile`` grid (13 cells: SSD x {mobilenet_v1, mobilenet_v2 (SSDLite config),
 inception_v2} at 300; Faster R-CNN x the same three, R-FCN x mobilenet_v1/v2 (inception_v2 has
 no output stride 16) at 300, proposals 20 and 100; untrained unless ``--zoo``/``--runs``) and
-its budget (done-when: <= 60 min on a 2-core machine): measured per-cell wall time with the CPU
-shared (load average 5-6 on 2 cores), process start included: ssd-mobilenet_v1-300 165 s,
-faster_rcnn-mobilenet_v1-300-p100 210 s, faster_rcnn-inception_v2-300-p100 210 s; about 60%
-of a cell is the two TFLite conversions (int8 ~80 s: calibration on 16 rendered shapes images
-and the 2-image check). Estimate: 3 x 165 s + 10 x ~200 s = ~42 min shared, less on an idle
-machine; ``--zoo`` adds COCO AP of the two trained MobileNet-v2 cells per proposal count
-(~0.5 min SSD, ~2.5 min Faster R-CNN on 1000 val images), ~48 min.
+its budget (done-when: <= 60 min on a 2-core machine). Estimated first from single cells timed
+with the CPU shared (load average 5-6 on 2 cores), process start included: ssd-mobilenet_v1-300
+165 s, faster_rcnn-mobilenet_v1-300-p100 210 s, faster_rcnn-inception_v2-300-p100 210 s (about
+60% of a cell is the two TFLite conversions; int8 ~80 s: calibration on 16 rendered shapes
+images and a 2-image check): 3 x 165 + 10 x ~200 s = ~42 min. Then measured: the whole grid,
+untrained, took 24 min 51 s (13 cells ok, 62-257 s each) on this machine on 2026-12-02 while a
+training job shared its 2 cores. ``--zoo`` makes 3 cells trained (SSD and Faster R-CNN
+MobileNet-v2) and adds their COCO AP, float and int8, on 1000 val images: about +1.5 min per SSD
+cell and +3-4 min per Faster R-CNN cell here, ~+9 min in all. With 10 timed frames per figure on a shared CPU, a figure can be off by 2x (e.g. R-FCN
+at 20 proposals timed slower than at 100): rerun with more runs (a grid file's ``settings``) on
+an idle machine for final numbers.
 """
 from __future__ import annotations
 
