@@ -47,9 +47,9 @@ images and a 2-image check): 3 x 165 + 10 x ~200 s = ~42 min. Then measured: the
 untrained, took 24 min 51 s (13 cells ok, 62-257 s each) on this machine on 2026-12-02 while a
 training job shared its 2 cores. ``--zoo`` makes 3 cells trained (SSD and Faster R-CNN
 MobileNet-v2) and adds their COCO AP, float and int8, on 1000 val images: about +1.5 min per SSD
-cell and +3-4 min per Faster R-CNN cell here, ~+9 min in all. With 10 timed frames per figure on a shared CPU, a figure can be off by 2x (e.g. R-FCN
-at 20 proposals timed slower than at 100): rerun with more runs (a grid file's ``settings``) on
-an idle machine for final numbers.
+cell and +3-4 min per Faster R-CNN cell here, ~+9 min in all. With 10 timed frames per figure
+on a shared CPU, a figure can be off by 2x (e.g. R-FCN at 20 proposals timed slower than at
+100): rerun with more runs (a grid file's ``settings``) on an idle machine for final numbers.
 """
 from __future__ import annotations
 
