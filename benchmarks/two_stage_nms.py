@@ -4,10 +4,11 @@
     python benchmarks/two_stage_nms.py --run train/zoo/faster_rcnn_mobilenet_v2_shapes \
         --data data/shapes_large --out benchmarks/results
 
-* ``fused``: what convert/two_stage.py exports -- ``TFLite_Detection_PostProcess`` with the
-  proposals as its anchors (per-class rows for Faster R-CNN's per-class boxes);
-* ``builtin``: the same rows decoded in the graph, then one NON_MAX_SUPPRESSION_V4 per class
-  (padded, a valid count) and a TOPK_V2 over the K x per-class candidates.
+* ``fused``: ``TFLite_Detection_PostProcess`` with the proposals as its anchors (per-class rows
+  for Faster R-CNN's per-class boxes), the first version of the export;
+* ``builtin``: what convert/two_stage.py exports now (convert/builtin_nms.py): the same rows
+  decoded in the graph, one NON_MAX_SUPPRESSION_V4 per class (padded, a valid count) and a
+  TOPK_V2 over the K x per-class candidates.
 
 Both are float32 .tflite files of the same run; reported: LiteRT invoke median / p90 at each
 ``--threads`` (warm-up first), the operator count, and whether the two give the same
@@ -25,55 +26,24 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def builtin_postprocess(box_encodings, class_predictions, anchors, nms):
-    """The fused op's outputs from built-ins: ``box_encodings [1, R, 4]``, ``class_predictions
-    [1, R, K+1]``, ``anchors [R, 4]`` center-size -> boxes [1, N, 4], classes [1, N] (float,
-    0-based), scores [1, N], num_detections [1]."""
-    import tensorflow as tf
-
-    sy, sx, sh, sw = nms.scale_factors
-    ty, tx, th, tw = tf.unstack(box_encodings[0], axis=-1)
-    ya, xa, ha, wa = tf.unstack(anchors, axis=-1)
-    yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
-    h, w = tf.exp(th / sh) * ha, tf.exp(tw / sw) * wa
-    boxes = tf.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)  # [R, 4]
-    per_class = nms.detections_per_class
-    cand_scores, cand_index, cand_class = [], [], []
-    for k in range(nms.num_classes):
-        scores = class_predictions[0, :, k + 1]
-        idx, n = tf.raw_ops.NonMaxSuppressionV4(
-            boxes=boxes, scores=scores, max_output_size=per_class,
-            iou_threshold=nms.iou_threshold, score_threshold=nms.score_threshold,
-            pad_to_max_output_size=True)
-        valid = tf.range(per_class) < n
-        cand_scores.append(tf.where(valid, tf.gather(scores, idx), -1.0))
-        cand_index.append(idx)
-        cand_class.append(tf.fill([per_class], float(k)))
-    scores = tf.concat(cand_scores, 0)
-    top, order = tf.math.top_k(scores, k=nms.max_detections)
-    valid = top >= 0.0
-    count = tf.reduce_sum(tf.cast(valid, tf.float32))
-    out_boxes = tf.where(valid[:, None], tf.gather(boxes, tf.gather(tf.concat(cand_index, 0),
-                                                                    order)), 0.0)
-    out_classes = tf.where(valid, tf.gather(tf.concat(cand_class, 0), order), 0.0)
-    return (out_boxes[None], out_classes[None], tf.where(valid, top, 0.0)[None], count[None])
-
-
 def convert(source, builtin: bool) -> bytes:
+    """A float32 .tflite of ``source`` ending in built-in NMS (what convert/ exports) or in
+    the fused op with the proposals as its anchors."""
     import tensorflow as tf
 
     from convert.graph import DETECTION_OUTPUTS, serving_function
+    from convert.postprocess_op import fused_postprocess
     from convert.quantize import make_converter
 
-    if not builtin:
+    if builtin:
         concrete = serving_function(source)
     else:
         h, w = source.input_shape
+        fused = fused_postprocess(source.nms)
 
         @tf.function(input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
         def serve(image):
-            out = builtin_postprocess(*source.predict(image), source.nms)
-            return dict(zip(DETECTION_OUTPUTS, out))
+            return dict(zip(DETECTION_OUTPUTS, fused(*source.predict(image))))
         concrete = serve.get_concrete_function()
     return make_converter(concrete, source.trackable, "float32").convert()
 

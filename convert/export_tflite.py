@@ -7,12 +7,12 @@
     python -m convert --run runs/demo --format saved_model        # desktop serving
     python -m convert --run runs/frcnn --quantize int8 --num-proposals 50 --data data/shapes_small
 
-Faster R-CNN and R-FCN runs export too (convert/two_stage.py): built-in ops only, the fused op
-as the second stage's NMS with the proposals as its anchors, a fixed padded input
-(``--image-size``: the shorter edge) and a fixed ``--num-proposals``.
+Faster R-CNN and R-FCN runs export too (convert/two_stage.py): built-in ops only (the second
+stage's NMS too: convert/builtin_nms.py), a fixed padded input (``--image-size``: the shorter
+edge) and a fixed ``--num-proposals``.
 
-Every ``.tflite`` ends in the fused ``TFLite_Detection_PostProcess`` op (``--no-postprocess``:
-raw box encodings and scores instead) and gets a sidecar ``<name>.json`` with the label map,
+Every SSD ``.tflite`` ends in the fused ``TFLite_Detection_PostProcess`` op
+(``--no-postprocess``: raw box encodings and scores instead). Every export gets a sidecar ``<name>.json`` with the label map,
 input spec, NMS settings, anchors' provenance, export settings and the converter's check.
 Nothing is left at ``--out`` unless every check passed.
 """
@@ -116,8 +116,8 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         export_info["float_ops"] = list(source.float_ops)
     images = None
     if source.dynamic_anchors and not postprocess:
-        raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in the "
-                          "fused op (its anchors are the proposals)")
+        raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in their "
+                          "own built-in NMS (its boxes are decoded against the proposals)")
     if mode == "qat" and source.model is None:
         raise ExportError("--quantize qat fine-tunes the Keras model and needs a training "
                           "run (--run); a SavedModel holds no trainable Keras model")
@@ -145,7 +145,7 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is meant to be copied around
-        ops = checks.check_operators(tmp, out, postprocess)
+        ops = checks.check_operators(tmp, out, fused=postprocess and not source.dynamic_anchors)
         try:
             detector = Detector(tmp)
         except ValueError as e:

@@ -1,4 +1,5 @@
-"""The TensorFlow functions that get converted: detector + fused post-processing op.
+"""The TensorFlow functions that get converted: detector + post-processing (SSD: the fused
+``TFLite_Detection_PostProcess`` op; two-stage: built-in NMS, convert/builtin_nms.py).
 
 Input ``image [1, M, M, 3]`` float32, either normalised ((pixel - mean) / std, the float
 models) or raw pixels 0..255 with the normalisation inside the graph (the integer models: the
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from convert.builtin_nms import builtin_postprocess
 from convert.postprocess_op import center_size_anchors, fused_postprocess
 
 DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores",
@@ -19,8 +21,9 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
                      batch_size: int | None = 1):
     """A concrete function ``image -> {output name: tensor}`` of ``source`` (an ExportSource).
 
-    ``postprocess=True``: the four outputs of ``TFLite_Detection_PostProcess`` (the op replaces
-    a placeholder function at conversion). ``False``: raw ``box_encodings [1, A, 4]`` and
+    ``postprocess=True``: the four detection outputs -- SSD: of ``TFLite_Detection_PostProcess``
+    (the op replaces a placeholder function at conversion); two-stage: of built-in NMS over
+    the proposals' rows. ``False`` (SSD): raw ``box_encodings [1, A, 4]`` and
     ``class_predictions [1, A, K+1]`` for runtimes without the op.
     """
     h, w = source.input_shape
@@ -28,15 +31,15 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
     fused = fused_postprocess(source.nms)
     mean, std = float(source.mean), float(source.std)
     if source.dynamic_anchors and (not postprocess or batch_size != 1):
-        raise ValueError(f"{source.meta_architecture} exports need the fused op and batch 1")
+        raise ValueError(f"{source.meta_architecture} exports need post-processing and batch 1")
 
     @tf.function(input_signature=[tf.TensorSpec([batch_size, h, w, 3], tf.float32, name="image")])
     def serve(image):
         x = (image - mean) * (1.0 / std) if pixel_input else image
-        if source.dynamic_anchors:  # two-stage: the proposals are the op's anchors
+        if source.dynamic_anchors:  # two-stage: rows decoded against the proposals
             box_encodings, class_predictions, proposals = source.predict(x)
-            return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions,
-                                                     proposals)))
+            return dict(zip(DETECTION_OUTPUTS, builtin_postprocess(
+                box_encodings, class_predictions, proposals, source.nms)))
         box_encodings, class_predictions = source.predict(x)
         if not postprocess:
             return dict(zip(RAW_OUTPUTS, (box_encodings, class_predictions)))

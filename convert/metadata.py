@@ -26,6 +26,7 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
     cfg = source.config
     m = source.image_size
     integer_input = input_dtype == "uint8"
+    fused = postprocess and not source.dynamic_anchors  # two-stage: built-in NMS
     anchors = {
         "count": int(len(source.anchors)),
         "generator": "train.core.anchors.ssd_anchors",
@@ -68,7 +69,10 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
                   "note": ("raw uint8 pixels; normalisation (pixel - 127.5) / 127.5 is inside "
                            "the model" if integer_input else "float32 (pixel - mean) / std")},
         "outputs": {name: OUTPUT_DOC[name] for name in outputs},
-        "postprocess": {"fused": postprocess, "op": OP_NAME if postprocess else None,
+        "postprocess": {"fused": fused, "op": OP_NAME if fused else None,
+                        "nms": ("TFLite_Detection_PostProcess" if fused else
+                                "built-in NON_MAX_SUPPRESSION_V4 per class + TOPK_V2"
+                                if postprocess else None),
                         "score_fn": source.score_fn, **source.nms.as_dict()},
         "anchors": anchors,
         "model": model,

@@ -1,4 +1,4 @@
-"""The export graph of Faster R-CNN and R-FCN: TFLite built-ins plus the fused NMS op.
+"""The export graph of Faster R-CNN and R-FCN: TFLite built-ins only.
 
 Shape shorthand: one image H x W (the padded square input), N proposals (fixed at export),
 K classes, K' = K (Faster R-CNN: a box per class) or 1 (R-FCN: one class-agnostic box).
@@ -6,17 +6,17 @@ K classes, K' = K (Faster R-CNN: a box per class) or 1 (R-FCN: one class-agnosti
     image -> first stage -> RPN proposals: TOPK_V2 (pre-NMS top-k), NON_MAX_SUPPRESSION_V4
              (IoU 0.7, padded to exactly N) -- one image, so no WHILE loop
           -> crops (BATCH_MATMUL, train/core/spatial_transform.py) -> box classifier
-          -> rows for TFLite_Detection_PostProcess: the proposals are the op's anchors.
+          -> rows decoded against the proposals, then per-class NMS (convert/builtin_nms.py):
              K' = 1: row i = proposal i, its box code and its K+1 class scores.
              K' = K: row i*K + k = proposal i's class-k box code with only class k's score
-             (the others 0), so the op's per-class NMS sees each class's own boxes.
+             (the others 0), so each class's NMS sees that class's own boxes.
 
-Why the fused op for the second stage (rather than K calls of NON_MAX_SUPPRESSION_V4 and a
-TOPK_V2 merge): it is the op every SSD export already ends in, so the edge runtime and the
-phone app read a two-stage model with no code of their own; its "regular" NMS is per class
-with the same ranking as TensorFlow's combined NMS (the SSD parity checks hold it to 1e-4);
-and it decodes the boxes itself. Measured (benchmarks/two_stage_nms.py, zoo Faster R-CNN,
-2400 rows): the built-in version was faster, 127 vs 147 ms invoke at 1 thread -- open.
+Why built-in NMS rather than ``TFLite_Detection_PostProcess`` with the proposals as its
+anchors (what the SSD exports end in, and this module's first version): LiteRT's kernel of the
+op's per-class NMS drops class index T at T > 1 threads (see convert/builtin_nms.py), and the
+built-in graph was faster on the zoo Faster R-CNN (benchmarks/two_stage_nms.py: 127 vs 147 ms
+invoke at 1 thread); both give the same detections. The outputs keep the SSD exports' four
+names, so the edge runtime and the phone app read a two-stage model with no code of their own.
 
 The proposals are clipped to the whole padded input, not to the image inside it (a fixed
 graph has no window input); the runtime divides the boxes by the window and clips them.
@@ -32,12 +32,17 @@ from convert.postprocess_op import NmsSettings
 # gives them a step of ~0.1 and the crops are noise (AP 0.360 -> 0.290 on a Faster R-CNN
 # checkpoint); box decoding (EXP), the proposals' top-k / NMS / gathers and the scores likewise.
 # With these float the same model scores 0.357; the convolutions and dense layers stay int8.
+# PACK / UNPACK / CONCATENATION: box corners and the NMS candidates' scores (int8 would give
+# scores a 1/256 step and tie them); RESHAPE / STRIDED_SLICE / SUM / EXPAND_DIMS: the outputs'
+# last steps (else boxes, scores and even class ids leave the model int8-rounded: class 1 as
+# 0.988). Data movement only, so float costs little where the network uses them too.
 FLOAT_OPS = ("BATCH_MATMUL", "ABS", "RELU", "SUB", "MUL", "EXP", "TOPK_V2",
              "NON_MAX_SUPPRESSION_V4", "GATHER", "SOFTMAX", "SELECT_V2", "MINIMUM", "MAXIMUM",
-             "CAST")
+             "CAST", "PACK", "UNPACK", "CONCATENATION", "RESHAPE", "STRIDED_SLICE", "SUM",
+             "EXPAND_DIMS")
 
-# The op keeps rows scoring >= its threshold, TensorFlow's NMS rows scoring > it: with a floor
-# above 0 both drop the zero-score rows (padding proposals, other classes' rows) alike.
+# A floor above 0 drops the zero-score rows (padding proposals, other classes' rows) in
+# TensorFlow's NMS and the export's alike.
 MIN_SCORE_THRESHOLD = 1e-8
 
 

@@ -57,10 +57,13 @@ def test_float32_equals_tensorflow_with_builtin_ops_only(arch, exports):
     assert check["without_identical_partner"] == 0  # near-ties may pair less closely
     interpreter, _ = make_interpreter(path, use_xnnpack=False)
     ops = collections.Counter(op_names(interpreter))
-    custom = {o for o in ops if not o.isupper()}
-    assert custom == {OP_NAME} and ops[OP_NAME] == 1, ops
-    assert ops["NON_MAX_SUPPRESSION_V4"] == 1 and ops["TOPK_V2"] == 1  # the proposals
+    assert not {o for o in ops if not o.isupper()}, ops  # no custom op, the fused one neither
+    k = meta["postprocess"]["num_classes"]
+    # the proposals' NMS and top-k, then one NMS per class and the top-k merging them
+    assert ops["NON_MAX_SUPPRESSION_V4"] == 1 + k and ops["TOPK_V2"] == 2, ops
     assert ops["BATCH_MATMUL"] >= 2  # the crops
+    assert meta["postprocess"]["fused"] is False and "NON_MAX_SUPPRESSION_V4" in meta[
+        "postprocess"]["nms"]
     assert "WHILE" not in ops and not any(o.startswith("Flex") for o in ops)
     assert meta["model"]["meta_architecture"] == arch
     assert meta["model"]["num_proposals"] == 32 and meta["model"]["rpn_stride"] == 16
@@ -128,7 +131,7 @@ def test_quantized_modes(arch, mode, runs, data, tmp_path):
     assert meta["check"]["paired"] > 0  # reported, not required to be identical
     interpreter, _ = make_interpreter(out, use_xnnpack=False)
     ops = collections.Counter(op_names(interpreter))
-    assert {o for o in ops if not o.isupper()} == {OP_NAME} and ops["TOPK_V2"] == 1
+    assert not {o for o in ops if not o.isupper()} and ops["TOPK_V2"] == 2
     dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
     kinds = collections.defaultdict(set)
     for op in interpreter._get_ops_details():
@@ -185,7 +188,7 @@ def test_bad_input_is_reported_and_nothing_written(runs, data, tmp_path, capsys)
         (["--num-proposals", "0"], "--num-proposals must be in 1..300"),
         (["--image-size", "100"], "not divisible by the RPN's stride 16"),
         (["--image-size", "8"], "--image-size must be at least 32"),
-        (["--no-postprocess"], "end in the fused op"),
+        (["--no-postprocess"], "end in their own built-in NMS"),
         (["--format", "saved_model"], "saved_model is SSD-only"),
     ]
     for extra, message in cases:

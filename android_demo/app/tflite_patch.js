@@ -82,7 +82,8 @@ export function flexbufferIntMap(bytes) {
 
 /**
  * Reads the detection layout of a .tflite: {outputs: {name: tensorIndex}, numBoxes, shapes}
- * (outputs by the signature's names; numBoxes from the post-processing op, or null).
+ * (outputs by the signature's names; numBoxes from the post-processing op, or null: then
+ * withStaticOutputShapes takes it from the static output shape).
  */
 export function describe(bytes) {
   const r = new Reader(bytes);
@@ -141,7 +142,10 @@ export function withStaticOutputShapes(bytes, fallbackBoxes = null) {
     throw new Error(`outputs [${have}] are not the four-output detection layout `
       + `(${OUTPUTS.join(', ')}); export it with convert/ and its post-processing op`);
   }
-  if (OUTPUTS.every((name) => info.shapes[name].length > 0)) return {bytes, info, patched: false};
+  if (OUTPUTS.every((name) => info.shapes[name].length > 0)) {
+    // static already (two-stage exports end in built-in NMS, not the fused op): N is the shape's
+    return {bytes, info: {...info, numBoxes: info.numBoxes || info.shapes.detection_boxes[1]}, patched: false};
+  }
   const n = info.numBoxes || fallbackBoxes;
   if (!n) throw new Error('the detection outputs have no static shape and the number of boxes is unknown');
   const want = {
