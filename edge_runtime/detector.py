@@ -7,6 +7,7 @@ exports) fall back to the ``TFLite_Detection_PostProcess:{0..3}`` tensor names.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -103,6 +104,19 @@ class Detector:
         self.raw = self._signature is not None and set(RAW_OUTPUTS) <= set(self._out_names)
         if not self.raw:
             self._outputs = self._output_indices()
+        post = self.metadata.get("postprocess") or {}
+        if (num_threads and num_threads > 1 and post.get("fused") and post.get("use_regular_nms")
+                and int(post.get("num_classes", 0)) > num_threads):
+            # LiteRT's kernel of the fused op's per-class NMS skips class index T at T threads
+            # (tensorflow/tensorflow#56058, still in ai-edge-litert 2.3.0)
+            warnings.warn(f"{self.model_path}: with {num_threads} threads LiteRT's "
+                          f"TFLite_Detection_PostProcess drops every detection of class index "
+                          f"{num_threads} ({self._label(num_threads)}); use 1 thread for "
+                          "accuracy (two-stage exports use built-in NMS and are not affected)",
+                          stacklevel=2)
+
+    def _label(self, index: int) -> str:
+        return self.labels[index] if index < len(self.labels) else f"class {index}"
 
     def _find_signature(self):
         signatures = self.interpreter.get_signature_list()

@@ -262,3 +262,15 @@ def test_runs_in_a_venv_with_only_the_edge_extra(tmp_path, images):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.load(open(tmp_path / "e.json"))
     assert report["num_images"] == 3 and 0 <= report["AP"] <= 1 and report["num_detections"] > 0
+
+
+def test_fused_op_multithread_class_drop_is_warned():
+    """LiteRT's fused-op regular NMS loses class index T at T > 1 threads: a warning says so."""
+    import warnings
+
+    model = os.path.join(os.path.dirname(__file__), "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
+    with pytest.warns(UserWarning, match="drops every detection of class index 2"):
+        Detector(model, num_threads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Detector(model, num_threads=1)
