@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all report train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
+.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,13 @@ long-run:
 	$(PY) -m train fit --config $(MODEL)_shapes_long --data $(LONG_DATA) --out runs/long_$(MODEL)
 	$(PY) -m train evaluate --run runs/long_$(MODEL) --data $(LONG_DATA) --split val
 	$(PY) -m train report --run runs/long_$(MODEL)
+
+## sweep: measure the paper's grid on this machine, one process per cell, resumable
+## (GRID=quick|mobile|paper|FILE.yaml; the zoo's trained models give their cells AP)
+GRID ?= mobile
+sweep: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(PY) -m benchmarks sweep --grid $(GRID) --zoo --data $(LONG_DATA) --out benchmarks/results/sweep_$(GRID)
 
 ## report: tables, figures and the frontier from a sweep's results (`python -m benchmarks sweep`)
 ## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone)
