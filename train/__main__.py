@@ -38,7 +38,7 @@ def _evaluate(args):
 def _report(args):
     from train.report import write_report
 
-    print(f"wrote {write_report(args.run)}")
+    print(f"wrote {write_report(args.run, args.two_stage_edge)}")
 
 
 def _package(args):
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("report", help="write RUN/report.md from its config, logs and eval.json")
     p.add_argument("--run", required=True)
+    p.add_argument("--two-stage-edge", action="append", default=[], metavar="JSON",
+                   help="a two_stage_edge.json (make two-stage-edge) to add as rows; repeatable")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("package", help="copy a run as a small shareable model directory "

@@ -98,8 +98,48 @@ def _proposal_sweep(run_dir: str) -> list[str]:
     return lines + [""]
 
 
-def write_report(run_dir: str) -> str:
-    """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json."""
+def _two_stage_edge(paths: list[str]) -> list[str]:
+    """Rows of two-stage exports (``two_stage_edge.json`` of ``benchmarks/two_stage_edge.py``,
+    e.g. ``make two-stage-edge``) beside this run's: the demo is SSD, the paper's other half
+    is measured once and shown here when it exists. A file of another tool is skipped, named."""
+    lines, notes, last = [], [], None
+    for path in paths:
+        try:
+            doc = _load(path)
+        except (OSError, ValueError) as e:  # half-written or not JSON
+            doc = f"unreadable ({e})"
+        if not isinstance(doc, dict) or doc.get("tool") != "benchmarks/two_stage_edge.py":
+            why = doc if isinstance(doc, str) else "not a `benchmarks/two_stage_edge.py` result"
+            notes.append(f"- skipped `{path}`: {why}")
+            continue
+        last = doc
+        m, name = doc["machine"], os.path.basename(os.path.normpath(doc["run"]))
+        if not lines:
+            lines = ["## Two-stage models on the edge (`benchmarks/two_stage_edge.py`; LiteRT "
+                     "invoke median ms, TensorFlow batch 1 end to end)", "",
+                     "| run | mode | proposals | file size | AP | LiteRT 1T | LiteRT 2T | "
+                     "TensorFlow | float32 parity | machine |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in doc["rows"]:
+            edge = r.get("edge", {})
+            ms = [f"{edge[t]['invoke']['median']:.1f}" if t in edge else "-" for t in ("1", "2")]
+            coco = r.get("coco")
+            check = r.get("check") or {}
+            parity = (f"{check['images']} images, identical" if check.get("identical")
+                      else "-" if r["mode"] != "float32" else "NOT identical")
+            ap = f"{coco['AP']:.3f}" if coco else "-"
+            lines.append(f"| {name} | {r['mode']} | {r['num_proposals']} | "
+                         f"{r['bytes'] / 1e6:.2f} MB | {ap} | {ms[0]} | {ms[1]} | "
+                         f"{r['tensorflow']['end_to_end']['median']:.1f} | {parity} | "
+                         f"{m['cpu']}, {m['cores']} cores, {doc['date'][:10]} |")
+    if last:
+        lines += ["", f"AP on the `{last['split']}` split; {last['warmup']} warm-up + {last['runs']} "
+                  "timed frames per figure.", ""]
+    return lines + (notes + [""] if notes else [])
+
+
+def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
+    """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json (and the
+    ``two_stage_edge.json`` files given, as rows of their own)."""
     with open(os.path.join(run_dir, "config.yaml")) as f:
         config = yaml.safe_load(f)
     train_log = _load(os.path.join(run_dir, "train_log.json")) or {}
@@ -132,6 +172,7 @@ def write_report(run_dir: str) -> str:
     lines += _proposal_sweep(run_dir)
     lines += _exported_models(run_dir, ev)
     lines += _latency(run_dir)
+    lines += _two_stage_edge(list(two_stage_edge))
     if train_log:
         mach = train_log.get("machine", {})
         lines += ["## Training", "",
