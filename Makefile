@@ -29,6 +29,8 @@ demo: $(STAMP)
 	  --threads 1,2 --json runs/demo/edge_benchmark.json --against runs/demo/tf_benchmark.json
 	for m in float32 int8 qat_int8; do \
 	  $(PY) -m edge_runtime evaluate runs/demo/model_$$m.tflite --data $(DEMO_DATA) --json runs/demo/eval_model_$$m.json || exit 1; done
+	$(PY) -m edge_runtime detect runs/demo/model_float32.tflite $$(ls $(DEMO_DATA)/val/*.jpg | head -4) \
+	  --threads 1 --no-progress --out runs/demo/detections
 	$(PY) -m train report --run runs/demo $(foreach f,$(wildcard runs/edge_*/two_stage_edge.json),--two-stage-edge $(f))
 	@echo "report: runs/demo/report.md"
 

@@ -24,3 +24,34 @@ def test_two_stage_rows_hold_the_files_numbers(tmp_path):
     assert "1000 images, identical" in rows[0]
     assert f"skipped `{foreign}`: not a" in text and f"skipped `{broken}`: unreadable" in text
     assert _two_stage_edge([]) == []
+
+
+def _png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(path) > 5000
+
+
+def test_plots_drawn_from_the_runs_files(tmp_path):
+    from train.report import _plots
+
+    history = [{"step": s, "loss": 3.0 / s, "classification_loss": 2.0 / s, "lr": 0.01,
+                "images_per_second": 50.0} for s in range(1, 20)]
+    ev = {"AP": 0.3, "AP_small": 0.1, "AP_medium": 0.4, "AP_large": -1.0}
+    (tmp_path / "eval_model_int8.json").write_text(json.dumps(dict(ev, AP=0.28)))
+    stages = {k: {"median": 5.0, "p90": 6.0} for k in ("invoke", "end_to_end")}
+    row = {"model": "model_int8.tflite", "threads": 1, "stages_ms": stages,
+           "runtime": {"runtime": "litert", "version": "2.3.0", "threads": 1}}
+    (tmp_path / "edge_benchmark.json").write_text(json.dumps({"results": [row]}))
+    (tmp_path / "detections").mkdir()
+    (tmp_path / "detections" / "000900.jpg").write_bytes(b"jpeg")
+    text = "\n".join(_plots(str(tmp_path), ev, history))
+    for name in ("losses.png", "ap_by_size.png", "latency.png"):
+        assert f"]({name})" in text and _png(tmp_path / name), name
+    assert "](detections/000900.jpg)" in text
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_no_plots_without_data(tmp_path):
+    from train.report import _plots
+
+    assert _plots(str(tmp_path), None, []) == []

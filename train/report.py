@@ -137,6 +137,36 @@ def _two_stage_edge(paths: list[str]) -> list[str]:
     return lines + (notes + [""] if notes else [])
 
 
+def _plots(run_dir: str, ev: dict | None, history: list[dict]) -> list[str]:
+    """PNGs beside report.md (loss curves, AP by size, latency per runtime) and the annotated
+    val images of ``run_dir/detections/`` (``edge_runtime detect --out``), as Markdown images."""
+    from train import report_figures as figs
+
+    scores = {"TensorFlow (checkpoint)": ev} if ev else {}
+    for name in sorted(os.listdir(run_dir)):
+        if name.startswith("eval_model_") and name.endswith(".json"):
+            scores["TFLite " + name[len("eval_model_"):-len(".json")]] = _load(
+                os.path.join(run_dir, name))
+    results = []
+    for name in ("tf_benchmark.json", "edge_benchmark.json"):
+        results += (_load(os.path.join(run_dir, name)) or {}).get("results", [])
+    drawn = [(title, p) for title, p in (
+        ("Training losses", figs.loss_curves(history, os.path.join(run_dir, "losses.png"))),
+        ("AP by object size", figs.ap_by_size(scores, os.path.join(run_dir, "ap_by_size.png"))),
+        ("Latency per runtime", figs.latency_per_runtime(
+            results, os.path.join(run_dir, "latency.png")))) if p]
+    lines = ["## Plots", ""] if drawn else []
+    for title, p in drawn:
+        lines += [f"![{title}]({os.path.basename(p)})", ""]
+    det_dir = os.path.join(run_dir, "detections")
+    shots = sorted(n for n in os.listdir(det_dir) if n.lower().endswith((".jpg", ".png"))
+                   ) if os.path.isdir(det_dir) else []
+    if shots:
+        lines += ["## Detections on val images (`edge_runtime detect`, float32 TFLite, "
+                  "score >= 0.5)", "", " ".join(f"![{n}](detections/{n})" for n in shots[:6]), ""]
+    return lines
+
+
 def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
     """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json (and the
     ``two_stage_edge.json`` files given, as rows of their own)."""
@@ -173,6 +203,7 @@ def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
     lines += _exported_models(run_dir, ev)
     lines += _latency(run_dir)
     lines += _two_stage_edge(list(two_stage_edge))
+    lines += _plots(run_dir, ev, train_log.get("history") or [])
     if train_log:
         mach = train_log.get("machine", {})
         lines += ["## Training", "",
