@@ -60,6 +60,8 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
           f"{len(cells)} cell(s) measured ({len(trained)} trained, {len(cells) - len(trained)} "
           f"untrained: those are on no AP axis), {len(log)} problem(s) in the log at the end. "
           "Time is TensorFlow's median per image, batch 1, post-processing included.")
+    for note in sorted({c["postprocess_note"] for c in cells if c.get("postprocess_note")}):
+        doc.p(f"*Post-processing and untrained weights:* {note}")
     _machines(doc, cells)
     _frontier_section(doc, cells, log, fig)
     doc.h("Memory vs time (paper Fig. 3)")
@@ -214,10 +216,11 @@ def _int8_section(doc, cells):
 def _cells_table(doc, cells):
     doc.h("All measured cells")
     doc.table(["cell id", "config", "device", "params M", "GFLOPs", "time ms", "p90",
-               "runs", "memory MB", "AP", "trained run"],
+               "runs", "post-proc ms", "memory MB", "AP", "trained run"],
               [[c["cell"]["id"], c["cell"]["config"], c["device"], _f(c["params"] / 1e6, 2),
                 _f(c["flops"] / 1e9, 2), _f(_time(c)), _f(c["tf_latency_ms"]["p90"]),
-                c["tf_latency_ms"]["runs"], _f(c["peak_memory_mb"], 0),
+                c["tf_latency_ms"]["runs"],
+                _f((c.get("postprocess_ms") or {}).get("median")), _f(c["peak_memory_mb"], 0),
                 _ap((c.get("ap") or {}).get("AP")),
                 (c.get("trained_run") or {}).get("path", "untrained")] for c in cells])
 
