@@ -8,9 +8,11 @@ on the training data for a few hundred steps, so its fake-quant ranges and weigh
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from tf_keras.src.saving.serialization_lib import SafeModeScope
@@ -141,8 +143,13 @@ def finetune(source, data: str, steps: int, *, batch_size: int = 32,
                                      targets) if sample else None)
     info = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
             "skipped_layers": skipped, "data": data}
-    cache = cache_images(load_dataset(data, "train"), model.image_resizer, tc.max_cache_gb,
-                         progress=progress)
+    dataset = load_dataset(data, "train")
+    need = (max(steps, 0) + calibration_batches) * batch_size
+    if len(dataset) > need:  # a short fine-tune sees at most `need` images: decode only those
+        keep = np.sort(np.random.default_rng(seed).choice(len(dataset), need, replace=False))
+        dataset = dataclasses.replace(dataset, examples=[dataset.examples[i] for i in keep])
+    info["train_images"] = len(dataset)
+    cache = cache_images(dataset, model.image_resizer, tc.max_cache_gb, progress=progress)
     ds = train_dataset(cache, model, batch_size=batch_size, augment_config=tc.augment,
                        seed=seed, start_step=0)
     info["calibration_batches"] = calibrate_ranges(
