@@ -7,7 +7,6 @@ log axis as in the paper; untrained cells (no AP) appear only where no axis is A
 from __future__ import annotations
 
 import os
-import uuid
 
 import matplotlib
 
@@ -17,6 +16,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from benchmarks.frontier import critical_points, pareto_front, short_name  # noqa: E402
+from train.report_figures import save_png  # noqa: E402
 
 META_COLOURS = {"ssd": "tab:blue", "faster_rcnn": "tab:red", "rfcn": "tab:green"}
 META_LABELS = {"ssd": "SSD", "faster_rcnn": "Faster R-CNN", "rfcn": "R-FCN"}
@@ -46,17 +46,7 @@ def _log_x(ax):
 
 
 def _save(fig, path):
-    """savefig to a temporary name beside ``path``, then rename (a reader never sees half)."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def scatter_frontier(ax, points, labels, colours, legend):

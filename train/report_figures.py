@@ -17,11 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 NOT_LOSSES = ("step", "images_per_second", "lr")
 
 
-def _save(fig, path: str) -> str:
+def save_png(fig, path: str, dpi: int = 100) -> str:
+    """savefig to a temporary name beside ``path``, then rename (a reader never sees half)."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
                        f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -52,7 +53,7 @@ def loss_curves(history: list[dict], path: str) -> str | None:
         lr_ax.set_ylabel("learning rate (dotted)")
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title("Training losses")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def ap_by_size(scores: dict[str, dict], path: str) -> str | None:
@@ -73,7 +74,7 @@ def ap_by_size(scores: dict[str, dict], path: str) -> str | None:
     ax.set_title("AP by object size (pycocotools; -1 = no objects of that size: drawn as 0)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def latency_per_runtime(results: list[dict], path: str) -> str | None:
@@ -100,4 +101,4 @@ def latency_per_runtime(results: list[dict], path: str) -> str | None:
     ax.set_title("Latency per runtime on this machine")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
