@@ -6,7 +6,6 @@ log axis as in the paper; untrained cells (no AP) appear only where no axis is A
 """
 from __future__ import annotations
 
-import os
 
 import matplotlib
 
