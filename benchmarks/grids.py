@@ -95,7 +95,8 @@ GRIDS = {
                           "resolutions": [256], "family": "shapes"},
                          {"meta_architectures": ["faster_rcnn"], "extractors": ["mobilenet_v2"],
                           "resolutions": [256], "proposals": [50], "family": "shapes"}]},
-    # the paper's mobile extractors at 300 on a 2-core machine (budget: 60 min; see sweep.py)
+    # the paper's mobile extractors at 300 on a 2-core machine (budget: 60 min; see sweep.py),
+    # plus the pairs its findings need: 50 vs 300 proposals, half resolution, stride 16 vs 8
     "mobile": {"name": "mobile",
                "settings": {"tf_runs": 10, "tf_warmup": 2, "lite_runs": 10, "lite_warmup": 2,
                             "threads": [1, 2], "timeout_s": 900},
@@ -103,11 +104,20 @@ GRIDS = {
                            "resolutions": [300]},
                           {"meta_architectures": ["faster_rcnn"],
                            "extractors": MOBILE_EXTRACTORS, "resolutions": [300],
-                           "proposals": [20, 100]},
+                           "proposals": [50, 300]},
                           # R-FCN needs output stride 16; inception_v2 has no atrous Mixed_5
                           {"meta_architectures": ["rfcn"],
                            "extractors": ["mobilenet_v1", "mobilenet_v2"], "resolutions": [300],
-                           "proposals": [20, 100]}]},
+                           "proposals": [50, 300]},
+                          # halving the resolution: SSD-MobileNet-v1 300 -> 150, and the zoo's
+                          # SSD at the 256 it was trained at -> 128 (its AP too)
+                          {"meta_architectures": ["ssd"], "extractors": ["mobilenet_v1"],
+                           "resolutions": [150]},
+                          {"meta_architectures": ["ssd"], "extractors": ["mobilenet_v2"],
+                           "resolutions": [256, 128], "family": "shapes"},
+                          # output stride 16 vs 8 (atrous ResNet-101), small input to fit 2 cores
+                          {"meta_architectures": ["faster_rcnn"], "extractors": ["resnet101"],
+                           "resolutions": [150], "proposals": [50], "strides": [16, 8]}]},
     # the paper's whole grid (hours; meant for a bigger machine or a GPU)
     "paper": {"name": "paper",
               "blocks": [{"meta_architectures": ["ssd"], "extractors": PAPER_EXTRACTORS,

@@ -82,12 +82,12 @@ def test_builtin_grids_have_unique_ids_and_bundled_configs():
         assert settings["timeout_s"] > 0
     assert sizes["quick"] < sizes["mobile"] < sizes["paper"]
     mobile, _ = grids.load_grid("mobile")
-    assert {c.extractor for c in mobile} == set(grids.MOBILE_EXTRACTORS)
+    assert {c.extractor for c in mobile} >= set(grids.MOBILE_EXTRACTORS)
     assert {c.meta_architecture for c in mobile} == {"ssd", "faster_rcnn", "rfcn"}
     paper, _ = grids.load_grid("paper")
     assert {c.stride for c in paper if c.extractor == "resnet101"
             and c.meta_architecture != "ssd"} == {16, 8}
-    rfcn_v1 = next(c for c in mobile if c.id == "rfcn-mobilenet_v1-300-p20")
+    rfcn_v1 = next(c for c in mobile if c.id == "rfcn-mobilenet_v1-300-p50")
     assert rfcn_v1.overrides == {"feature_extractor.name": "mobilenet_v1"}  # derived config
 
 

@@ -264,3 +264,13 @@ def test_tiny_two_stage_model_overfits_a_few_images(arch, data, tmp_path):
         evaluate(out, data, split="train", progress=False, num_proposals=301)
     report = open(write_report(out)).read()
     assert "box_classifier_classification" in report and arch in report
+
+
+def test_image_size_override_keeps_the_padded_input_a_stride_multiple():
+    """--image-size 300 on a 256/320 config: the cap scales to 375, rounded up to 384 (the
+    export needs a padded input divisible by the RPN stride 16)."""
+    from train.config import load_config
+    from train.evaluate import apply_overrides
+    config = apply_overrides(load_config("faster_rcnn_mobilenet_v2_shapes"), None, 300)
+    assert (config.model.faster_rcnn.image_size, config.model.faster_rcnn.max_image_size) == (
+        300, 384)

@@ -20,8 +20,15 @@ def _fit(args):
     if args.init_from is not None:
         config.train.init_from = args.init_from
     summary = fit(config, args.data, args.out, strategy=args.strategy,
-                  progress=not args.no_progress)
-    print(f"trained {summary['steps']} steps -> {args.out}")
+                  progress=not args.no_progress, cpu_replicas=args.cpu_replicas)
+    if summary.get("chief", True):
+        print(f"trained {summary['steps']} steps -> {args.out}")
+
+
+def _launch(args, fit_argv):
+    from train.launch import launch
+
+    return launch(args.workers, fit_argv)
 
 
 def _evaluate(args):
@@ -55,12 +62,7 @@ def _describe(args):
     describe_main(args)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train", description="Train and evaluate Frontier detectors.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("fit", help="train a model (resumes from --out's last checkpoint)")
+def _fit_arguments(p, launcher: bool = False):
     p.add_argument("--config", required=True,
                    help="YAML file, or the name of a bundled config in train/configs/")
     p.add_argument("--data", required=True,
@@ -70,10 +72,36 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, help="override train.batch_size")
     p.add_argument("--init-from", help="override train.init_from: a run or zoo directory, a "
                    "checkpoint prefix or a Keras .h5 weights file to start from ('' = none)")
-    p.add_argument("--strategy", default="default", choices=["default", "mirrored"],
-                   help="tf.distribute strategy (mirrored: all local GPUs)")
+    if not launcher:
+        p.add_argument("--strategy", default="auto",
+                       choices=["auto", "default", "mirrored", "multi_worker"],
+                       help="tf.distribute strategy (auto: multi_worker when TF_CONFIG names a "
+                       "cluster, mirrored with 2+ GPUs, else default: one device; see "
+                       "train/distribute.py)")
+        p.add_argument("--cpu-replicas", type=int, default=0, metavar="N",
+                       help="CPU-only machines: split the CPU into N devices under "
+                       "MirroredStrategy (to test replica code without GPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train", description="Train and evaluate Frontier detectors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="train a model (resumes from --out's last checkpoint)")
+    _fit_arguments(p)
     p.set_defaults(func=_fit)
+
+    p = sub.add_parser("launch", help="train on a local cluster of N worker processes "
+                       "(MultiWorkerMirroredStrategy; each runs `fit` with its own TF_CONFIG)",
+                       description="Starts N `python -m train fit` workers on free 127.0.0.1 "
+                       "ports with TF_CONFIG each (worker 0 the chief, whose progress shows "
+                       "here); if one fails the others are stopped and the same command "
+                       "resumes from the last checkpoint. Takes fit's arguments.")
+    p.add_argument("--workers", type=int, default=2, help="number of worker processes (2)")
+    _fit_arguments(p, launcher=True)
+    p.set_defaults(func=_launch)
 
     p = sub.add_parser("evaluate", help="COCO metrics of a run on a dataset split")
     p.add_argument("--run", required=True, help="run directory written by `fit`")
@@ -129,18 +157,28 @@ def main(argv=None) -> int:
         from train.data.generate import main as generate_main
         return generate_main(argv[1:]) or 0
     args = parser.parse_args(argv)
+    if args.command == "launch":  # the workers get fit's arguments as given
+        fit_argv, skip = [], False
+        for i, a in enumerate(argv[1:]):
+            if skip:
+                skip = False
+            elif a == "--workers":
+                skip = True
+            elif not a.startswith("--workers="):
+                fit_argv.append(a)
+        args.func = lambda a: _launch(a, fit_argv)  # noqa: E731
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     from train.config import ConfigError
     from train.data import DataError
 
     try:
-        args.func(args)
+        status = args.func(args)
     except (ConfigError, DataError, FileNotFoundError, FileExistsError, MemoryError,
             ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -206,6 +206,10 @@ class TrainConfig:
     # directory, a checkpoint prefix, or a Keras weights file (.h5 / .weights.h5).
     init_from: str = ""
     init_scope: str = "backbone"  # backbone | all
+    # auto: mixed_float16 on a GPU (float16 compute, float32 weights, loss scaled), else
+    # float32 (a CPU has no float16 speed-up)
+    precision: str = "auto"  # auto | float32 | mixed_float16
+    jit_compile: bool = False  # XLA for the forward and backward pass (GPU; ~30x slower on CPU)
 
 
 @dataclass
@@ -307,6 +311,9 @@ def _check_values(config: Config, source: str) -> None:
     if t.init_scope not in ("backbone", "all"):
         raise ConfigError(f"{source}: 'train.init_scope' must be 'backbone' or 'all', got "
                           f"{t.init_scope!r}")
+    if t.precision not in ("auto", "float32", "mixed_float16"):
+        raise ConfigError(f"{source}: 'train.precision' must be auto, float32 or mixed_float16, "
+                          f"got {t.precision!r}")
     if t.max_boxes_per_image < 1:
         raise ConfigError(f"{source}: 'train.max_boxes_per_image' must be >= 1")
     if m.meta_architecture == "ssd":

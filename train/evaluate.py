@@ -39,9 +39,11 @@ def apply_overrides(config, num_proposals: int | None = None, image_size: int | 
     if image_size is not None:
         if image_size < 32:
             raise ConfigError(f"--image-size must be at least 32 pixels, got {image_size}")
-        if config.model.meta_architecture != "ssd":
-            section.max_image_size = int(round(section.max_image_size * image_size
-                                               / section.image_size))
+        if config.model.meta_architecture != "ssd":  # the cap scales with it, rounded up to
+            # the RPN stride's multiple (export needs a padded input divisible by it)
+            step = max(16, config.model.feature_extractor.output_stride or 16)
+            cap = section.max_image_size * image_size / section.image_size
+            section.max_image_size = int(-(-round(cap) // step) * step)
         section.image_size = image_size
     return config
 

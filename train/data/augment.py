@@ -3,6 +3,11 @@
 Every function takes ``image [H, W, 3]`` float32 in 0..255, ``boxes [N, 4]`` normalised
 ``[ymin, xmin, ymax, xmax]`` float32 and ``labels [N]`` (any dtype), works for N = 0 and in
 graph mode with dynamic H, W, N.
+
+Randomness is stateless: ``seed`` is an int or an int32/int64 ``[2]`` tensor and the same seed
+gives the same draw, in any process and in any order (the input pipeline seeds each example by
+(train.seed, element index), so workers of a cluster and a resumed run see the same
+augmentation as one process would); None draws a fresh seed.
 """
 from __future__ import annotations
 
@@ -11,11 +16,20 @@ import tensorflow as tf
 from train.core import box_ops
 
 
+def split_seed(seed, n: int):
+    """``seed`` (None | int | [2] tensor) -> ``n`` independent stateless seeds ``[n, 2]``."""
+    if seed is None:
+        seed = tf.random.uniform([2], 0, 2**31 - 1, tf.int64)
+    elif isinstance(seed, int):
+        seed = tf.constant([seed, 0], tf.int64)
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n)
+
+
 def random_horizontal_flip(image, boxes, seed=None):
     """Mirror image and boxes left-right with probability 0.5 -> ``(image, boxes)``."""
     image = tf.convert_to_tensor(image, tf.float32)
     boxes = tf.reshape(tf.convert_to_tensor(boxes, tf.float32), [-1, 4])
-    do_flip = tf.random.uniform([], seed=seed) < 0.5
+    do_flip = tf.random.stateless_uniform([], split_seed(seed, 1)[0]) < 0.5
     flipped = tf.stack([boxes[:, 0], 1.0 - boxes[:, 3], boxes[:, 2], 1.0 - boxes[:, 1]], axis=1)
     return (tf.where(do_flip, tf.reverse(image, axis=[1]), image),
             tf.where(do_flip, flipped, boxes))
@@ -38,14 +52,14 @@ def ssd_random_crop(image, boxes, labels,
     boxes = tf.reshape(tf.convert_to_tensor(boxes, tf.float32), [-1, 4])
     labels = tf.convert_to_tensor(labels)
     shape = tf.shape(image)
+    seeds = split_seed(seed, 2)
     options = tf.constant(list(min_object_covered), tf.float32)
-    choice = tf.random.uniform([], 0, len(min_object_covered) + 1, tf.int32, seed=seed)
-    begin, size, _ = tf.image.sample_distorted_bounding_box(
+    choice = tf.random.stateless_uniform([], seeds[0], 0, len(min_object_covered) + 1, tf.int32)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, tf.clip_by_value(boxes, 0.0, 1.0)[None],
         min_object_covered=options[tf.minimum(choice, len(min_object_covered) - 1)],
         aspect_ratio_range=aspect_ratio_range, area_range=area_range,
-        max_attempts=max_attempts, use_image_if_no_bounding_boxes=True,
-        seed=0 if seed is None else seed)
+        max_attempts=max_attempts, use_image_if_no_bounding_boxes=True, seed=seeds[1])
     no_crop = tf.equal(choice, len(min_object_covered))
     begin = tf.where(no_crop, tf.zeros_like(begin), begin)
     size = tf.where(no_crop, tf.constant([-1, -1, -1], size.dtype), size)
@@ -72,12 +86,14 @@ def random_color(image, brightness=32.0, contrast=(0.5, 1.5), saturation=(0.5, 1
     Pass None / 0 to skip a step.
     """
     x = tf.convert_to_tensor(image, tf.float32) / 255.0
+    s = split_seed(seed, 4)
     if brightness:
-        x = tf.clip_by_value(tf.image.random_brightness(x, brightness / 255.0, seed=seed), 0., 1.)
+        x = tf.clip_by_value(tf.image.stateless_random_brightness(x, brightness / 255.0, s[0]),
+                             0.0, 1.0)
     if contrast:
-        x = tf.clip_by_value(tf.image.random_contrast(x, *contrast, seed=seed), 0.0, 1.0)
+        x = tf.clip_by_value(tf.image.stateless_random_contrast(x, *contrast, s[1]), 0.0, 1.0)
     if saturation:
-        x = tf.clip_by_value(tf.image.random_saturation(x, *saturation, seed=seed), 0.0, 1.0)
+        x = tf.clip_by_value(tf.image.stateless_random_saturation(x, *saturation, s[2]), 0., 1.)
     if hue:
-        x = tf.clip_by_value(tf.image.random_hue(x, hue, seed=seed), 0.0, 1.0)
+        x = tf.clip_by_value(tf.image.stateless_random_hue(x, hue, s[3]), 0.0, 1.0)
     return x * 255.0

@@ -155,33 +155,51 @@ def pad_groundtruth(boxes, labels, max_boxes: int) -> dict:
 
 
 def train_dataset(cache: ImageCache, model, *, batch_size: int, augment_config, seed: int = 0,
-                  start_step: int = 0) -> tf.data.Dataset:
-    """Infinite batches of (images float32 [B, H, W, 3] 0..255, targets): ``targets`` holds
-    ``model.assign_targets``' tensors, ``windows [B, 2]`` (the true image in the padded input)
-    and the padded ground truth (``gt_boxes [B, G, 4]`` normalised to the padded input,
-    ``gt_labels [B, G]``, ``num_gt [B]``; G = the cache's box width)."""
+                  start_step: int = 0, global_batch: int | None = None, shard: int = 0,
+                  num_shards: int = 1) -> tf.data.Dataset:
+    """Infinite batches of (images float32 [b, H, W, 3] 0..255, targets): ``targets`` holds
+    ``model.assign_targets``' tensors, ``windows [b, 2]`` (the true image in the padded input)
+    and the padded ground truth (``gt_boxes [b, G, 4]`` normalised to the padded input,
+    ``gt_labels [b, G]``, ``num_gt [b]``; G = the cache's box width).
+
+    Sharded by data, at the element index (the images are in memory, so there are no files to
+    shard): of each global batch of ``global_batch`` elements (default ``batch_size``), shard
+    ``shard`` of ``num_shards`` takes the ``global_batch / num_shards`` consecutive elements at
+    ``shard * global_batch / num_shards``, in batches of ``batch_size`` (a worker's replicas take
+    them in turn). So replica r of a cluster sees what replica r of one process would, and each
+    element's example and augmentation are a function of (seed, element) alone."""
     n = len(cache)
     fetch = _example_fn(cache)
     max_boxes = cache.boxes.shape[1]
+    global_batch = global_batch or batch_size
+    per_shard = global_batch // num_shards
+    if per_shard * num_shards != global_batch or per_shard % batch_size:
+        raise ValueError(f"global batch {global_batch} does not split into {num_shards} "
+                         f"shard(s) of batches of {batch_size}")
+
+    def element_of(k):  # k-th element of this shard -> its index in the global stream
+        return (k // per_shard) * global_batch + shard * per_shard + k % per_shard
 
     def shuffled_index(element):
         epoch, position = element // n, element % n
         pair = tf.stack([tf.cast(seed, tf.int64), epoch])
         return tf.random.experimental.index_shuffle(position, pair, tf.cast(n - 1, tf.int64))
 
-    def prepare(element):
+    def prepare(k):
+        element = element_of(k)
         image, boxes, labels = fetch(shuffled_index(element))
         image = tf.cast(image, tf.float32)
+        seeds = augment.split_seed(tf.stack([tf.cast(seed, tf.int64), element]), 4)
         if augment_config.horizontal_flip:
-            image, boxes = augment.random_horizontal_flip(image, boxes)
+            image, boxes = augment.random_horizontal_flip(image, boxes, seed=seeds[0])
         if augment_config.random_crop:
             p = augment_config.random_crop_probability
             image, boxes, labels = tf.cond(
-                tf.random.uniform([]) < p,
-                lambda: augment.ssd_random_crop(image, boxes, labels),
+                tf.random.stateless_uniform([], seeds[1]) < p,
+                lambda: augment.ssd_random_crop(image, boxes, labels, seed=seeds[2]),
                 lambda: (image, boxes, labels))
         if augment_config.color:  # before padding: the padding stays black
-            image = augment.random_color(image)
+            image = augment.random_color(image, seed=seeds[3])
         image, window = model.image_resizer.resize(image)
         boxes = boxes * tf.tile(window, [2])[None, :]  # image -> padded input coordinates
         targets = model.assign_targets(boxes, labels)
@@ -189,7 +207,7 @@ def train_dataset(cache: ImageCache, model, *, batch_size: int, augment_config, 
         targets.update(pad_groundtruth(boxes, labels, max_boxes), windows=window)
         return image, targets
 
-    ds = tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+    ds = tf.data.Dataset.range(start_step * per_shard, np.iinfo(np.int64).max)
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
