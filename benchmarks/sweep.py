@@ -36,20 +36,18 @@ trained weights of the same architecture:
 So untrained NMS is up to 2.4x slower, but it is at most ~8% of a frame here: within the
 run-to-run noise of the end-to-end figure on a shared machine.
 
-The ``mobile`` grid (13 cells: SSD x {mobilenet_v1, mobilenet_v2 (SSDLite config),
-inception_v2} at 300; Faster R-CNN x the same three, R-FCN x mobilenet_v1/v2 (inception_v2 has
-no output stride 16) at 300, proposals 20 and 100; untrained unless ``--zoo``/``--runs``) and
-its budget (done-when: <= 60 min on a 2-core machine). Estimated first from single cells timed
-with the CPU shared (load average 5-6 on 2 cores), process start included: ssd-mobilenet_v1-300
-165 s, faster_rcnn-mobilenet_v1-300-p100 210 s, faster_rcnn-inception_v2-300-p100 210 s (about
-60% of a cell is the two TFLite conversions; int8 ~80 s: calibration on 16 rendered shapes
-images and a 2-image check): 3 x 165 + 10 x ~200 s = ~42 min. Then measured: the whole grid,
-untrained, took 24 min 51 s (13 cells ok, 62-257 s each) on this machine on 2026-12-02 while a
-training job shared its 2 cores. ``--zoo`` makes 3 cells trained (SSD and Faster R-CNN
-MobileNet-v2) and adds their COCO AP, float and int8, on 1000 val images: about +1.5 min per SSD
-cell and +3-4 min per Faster R-CNN cell here, ~+9 min in all. With 10 timed frames per figure
-on a shared CPU, a figure can be off by 2x (e.g. R-FCN at 20 proposals timed slower than at
-100): rerun with more runs (a grid file's ``settings``) on an idle machine for final numbers.
+The ``mobile`` grid (18 cells): SSD x {mobilenet_v1, mobilenet_v2 (SSDLite), inception_v2} at
+300; Faster R-CNN x the same three and R-FCN x mobilenet_v1/v2 (inception_v2 has no output
+stride 16) at 300 with 50 and 300 proposals; and the pairs the paper's findings need: SSD-
+MobileNet-v1 at 150, SSD-MobileNet-v2 (shapes) at 256 and 128, Faster R-CNN-ResNet-101 at 150
+(50 proposals) at output stride 16 and 8. ``--zoo`` makes 7 cells trained (the zoo SSD at its
+256, the zoo Faster R-CNN and R-FCN at 300) with COCO AP, float and int8, on 1000 val images.
+Its budget (done-when: <= 60 min on a 2-core machine): measured with ``make sweep`` on this
+quiet 2-core AMD EPYC VM on 2026-12-03: 47 min 05 s for the 18 cells (1.1-5.6 min each; the
+ResNet-101 and 300-proposal cells are the slow ones), then 3 min 12 s to measure 2 SSD cells
+again after the SSD resolution rule of ``match_runs``. With 10 timed frames per figure on a
+shared CPU a figure can be off by 2x: rerun with more runs (a grid file's ``settings``) on an
+idle machine for final numbers.
 """
 from __future__ import annotations
 
@@ -72,24 +70,34 @@ def zoo_runs() -> list[str]:
 
 
 def run_architecture(run_dir: str) -> tuple:
-    """(meta_architecture, extractor, output stride) of a run folder's config.yaml."""
+    """(meta_architecture, extractor, output stride, input size) of a run folder's
+    config.yaml (input size: SSD's M; two-stage: the shorter edge)."""
     from train.config import load_config
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise ValueError(f"--runs {run_dir}: no config.yaml; not a `python -m train fit` run")
     m = load_config(path).model
-    return m.meta_architecture, m.feature_extractor.name, m.feature_extractor.output_stride
+    return (m.meta_architecture, m.feature_extractor.name, m.feature_extractor.output_stride,
+            m.section.image_size)
 
 
 def match_runs(cells: list[Cell], runs: list[str]) -> dict:
     """{cell id: run folder} where a run's architecture is the cell's (stride None on either
-    side = the extractor's default, which matches 16); the first run given wins."""
+    side = the extractor's default, which matches 16); the first run given wins.
+
+    An SSD run gives AP only at the resolution it was trained at: its anchors are fractions of
+    the image, tied to feature maps whose heads learnt objects at their pixel sizes, so at
+    another input size every box comes out scaled by the size ratio (the zoo SSD, trained at
+    256: AP 0.466 there, 0.20 at 300, 0.00 at 128). Two-stage anchors are in pixels, and those
+    models keep their AP across sizes (zoo Faster R-CNN: 0.508 at 256, 0.55 at 300); their
+    cells at any resolution use the run."""
     archs = [(r, run_architecture(r)) for r in runs]
     matched = {}
     for c in cells:
-        for r, (meta, ext, stride) in archs:
+        for r, (meta, ext, stride, size) in archs:
             if (meta, ext) == (c.meta_architecture, c.extractor) and (
-                    (stride or 16) == (c.stride or 16)):
+                    (stride or 16) == (c.stride or 16)) and (
+                    meta != "ssd" or size == c.resolution):
                 matched[c.id] = r
                 break
     return matched

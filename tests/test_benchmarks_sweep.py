@@ -106,3 +106,11 @@ def test_zoo_runs_match_their_architecture():
     matched = match_runs(cells, zoo_runs())
     assert matched["ssd-mobilenet_v2-256"].endswith("ssd_mobilenet_v2_shapes")
     assert matched["faster_rcnn-mobilenet_v2-256-p50"].endswith("faster_rcnn_mobilenet_v2_shapes")
+
+
+def test_ssd_runs_give_ap_only_at_their_training_resolution():
+    at = {r: grids.Cell("ssd", "mobilenet_v2", r, None, None, "ssd_mobilenet_v2_shapes")
+          for r in (128, 256, 300)}
+    two = grids.Cell("faster_rcnn", "mobilenet_v2", 300, 50, None, "x")
+    matched = match_runs([*at.values(), two], zoo_runs())
+    assert set(matched) == {"ssd-mobilenet_v2-256", "faster_rcnn-mobilenet_v2-300-p50"}

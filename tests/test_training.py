@@ -25,6 +25,7 @@ def data(tmp_path_factory):
     return make_dataset(str(tmp_path_factory.mktemp("data") / "shapes"))
 
 
+@pytest.mark.slow  # 46 s; make test stays under 15 min on 2 cores
 def test_overfits_a_few_images(data, tmp_path):
     out = str(tmp_path / "run")
     config = tiny_config(steps=15)
@@ -85,6 +86,7 @@ def _wait_for_checkpoint(proc, out, at_least, timeout=240):
     pytest.fail("no checkpoint in time")
 
 
+@pytest.mark.slow  # 42 s; test_distribute kills a worker and resumes in make test
 def test_sigkill_then_resume(data, tmp_path):
     config = _write_config(tmp_path, checkpoint_every=10)
     out = str(tmp_path / "run")

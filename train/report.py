@@ -167,6 +167,16 @@ def _plots(run_dir: str, ev: dict | None, history: list[dict]) -> list[str]:
     return lines
 
 
+def _started_from(run_dir: str) -> str:
+    """", started from <checkpoint> (<scope>: N variables)" when the run used train.init_from."""
+    info = _load(os.path.join(run_dir, "init_from.json"))
+    if not info:
+        return ""
+    rest = "; the other layers from scratch" if info["scope"] == "backbone" else ""
+    return (f", started from `{info['checkpoint']}` ({info['scope']}: {info['restored']} of "
+            f"{info['model_variables']} variables restored{rest})")
+
+
 def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
     """Writes ``run_dir/report.md`` from config.yaml, train_log.json and eval.json (and the
     ``two_stage_edge.json`` files given, as rows of their own)."""
@@ -188,7 +198,7 @@ def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
              f"{NAMES.get(arch, arch)} ({arch}) with {fe['name']} (depth multiplier "
              f"{fe['depth_multiplier']}), {shape}, {m['num_classes']} classes, "
              f"trained {train_log.get('steps', '?')} steps of batch "
-             f"{config['train']['batch_size']}.", ""]
+             f"{config['train']['batch_size']}{_started_from(run_dir)}.", ""]
     if ev:
         lines += [f"## COCO metrics ({ev['split']} split, {ev['num_images']} images, "
                   f"step {ev['step']}; pycocotools)", "",
