@@ -93,16 +93,23 @@ def _checkpoints(out):
                   and f.endswith(".index")) if os.path.isdir(d) else []
 
 
-@pytest.mark.slow  # 57 s; and it fails today: see issue 14 (weights differ, max 0.94)
+@pytest.mark.slow  # 105 s, over make test's budget; see issue 14
 def test_two_workers_match_one_process(data, tmp_path):
     """2 workers x 1 replica == 1 process x 2 replicas (the same global batch of 8, seed,
     per-replica batch of 4 and so per-replica batch-norm statistics), after 4 Adam steps with
-    flips, crops and colour augmentation on."""
-    config = tiny_config(steps=4, checkpoint_every=2, log_every=1,
+    flips, crops and colour augmentation on. Both start from the same weights (init_from, scope
+    all): fresh initial values are not the same under two strategies (MultiWorkerMirrored
+    makes them in its own graph, so the op seeds differ: kernels 0.95 apart)."""
+    env = _env(tmp_path)
+    init = str(tmp_path / "init")
+    r = _train(["fit", "--config", _config_file(tmp_path, tiny_config(steps=1), "i.yaml"),
+                "--data", data, "--out", init], env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    config = tiny_config(steps=4, checkpoint_every=2, log_every=1, init_from=init,
+                         init_scope="all",
                          augment={"horizontal_flip": True, "random_crop": True, "color": True,
                                   "random_crop_probability": 0.5})
     path = _config_file(tmp_path, config)
-    env = _env(tmp_path)
     args = ["--config", path, "--data", data]
     cluster = _train(["launch", "--workers", "2", *args, "--out", str(tmp_path / "cluster")],
                      env, timeout=300)
@@ -114,8 +121,8 @@ def test_two_workers_match_one_process(data, tmp_path):
     assert os.listdir(tmp_path / "tmp") == []  # workers' checkpoints and logs cleaned up
     out = tmp_path / "cluster"
     assert _checkpoints(str(out)) == [2, 4]  # only the chief's folder, nowhere else
-    assert sorted(os.listdir(out)) == ["checkpoints", "config.yaml", "labels.json", "logs",
-                                       "train_log.json"]
+    assert sorted(os.listdir(out)) == ["checkpoints", "config.yaml", "init_from.json",
+                                       "labels.json", "logs", "train_log.json"]
     log = json.loads((out / "train_log.json").read_text())
     assert (log["workers"], log["replicas"], log["steps"]) == (2, 2, 4)
     a, b = _variables(str(out / "checkpoints" / "ckpt-4")), _variables(
@@ -123,11 +130,15 @@ def test_two_workers_match_one_process(data, tmp_path):
     assert a.keys() == b.keys() and len(a) > 50
     start = _variables(str(out / "checkpoints" / "ckpt-2"))
     moved = max(float(np.abs(a[k] - start[k]).max()) for k in a)
-    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    diff = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])
     assert moved > 1e-3  # the weights did move between steps 2 and 4
-    # Same arithmetic but for float reduction order inside each kernel (threads differ): far
-    # below one Adam step (learning rate ~3e-4 in the warm-up: each step moves a weight ~lr)
-    assert worst < 1e-5, worst
+    # The same arithmetic but for float summation order inside kernels (the threads differ):
+    # measured 2e-7 after 1 step, 1.2e-5 after 2. Adam's first steps move a weight by ~lr
+    # (<= 1e-3 here) whatever its gradient's size, so a near-zero gradient component that
+    # rounds the other way can differ by up to ~lr: bound the worst by that and the typical
+    # weight far tighter.
+    assert float(diff.max()) < 2e-3, float(diff.max())
+    assert float(np.mean(diff > 1e-5)) < 0.01
     losses = [json.loads((tmp_path / d / "train_log.json").read_text())["history"]
               for d in ("cluster", "single")]
     np.testing.assert_allclose([h["total"] for h in losses[0]], [h["total"] for h in losses[1]],
