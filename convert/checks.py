@@ -68,7 +68,8 @@ def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1
     other list's lowest score when it is full), or (given the NMS ``iou_threshold``) the other
     list holds a same-class detection scoring at least as high (within ``tol``) whose IoU with
     it is within ``iou_tol`` of the threshold — or above it, when that one is itself a
-    borderline extra. ``truncated_at``: the lowest score of the op's list when it was full
+    borderline extra, or an unpaired detection of the same score (within ``tol``): the two tied
+    and each NMS kept the other (shifted boxes on a flat background score the same). ``truncated_at``: the lowest score of the op's list when it was full
     before zero-area boxes were dropped (the lists are then shorter than ``max_detections``
     but were still cut there)."""
     # best overlaps first: a detection whose own partner is missing (cut off, or dropped by an
@@ -111,7 +112,10 @@ def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1
                 overlaps[near] = _iou(d["boxes"][i], o["boxes"][near])
                 tie = near & (np.abs(overlaps - iou_threshold) <= iou_tol)
                 cascade = near & explained[on] & (overlaps >= iou_threshold - iou_tol)
-                if tie.any() or cascade.any():
+                # equal scores, NMS kept a different one of the two on each side
+                swap = (near & ~paired[on] & (o["scores"] <= d["scores"][i] + tol)
+                        & (overlaps >= iou_threshold - iou_tol))
+                if tie.any() or cascade.any() or swap.any():
                     explained[name][i] = changed = True
     return {"ious": ious, "score_diffs": score_diffs,
             "unpaired": int(sum((~p).sum() for p in paired.values())),

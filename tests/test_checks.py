@@ -54,3 +54,16 @@ def test_nms_ties_and_what_they_suppress_are_borderline():
     pairs = pair_detections(ref, dets([A, [0.0, 0.5, 1.0, 1.0]], [0.9, 0.7]), 100, 0.01,
                             iou_threshold=0.6, min_iou=0.9999)
     assert pairs["unpaired_hard"] == 2
+
+
+def test_equal_scores_that_nms_ordered_differently_are_borderline():
+    """CI (another CPU): two shifted boxes on a flat background, the same score to 1e-7, IoU
+    0.6015 (> the 0.6 threshold); TensorFlow kept one and TFLite the other."""
+    A, B = [0.7519, 0.3494, 0.9994, 0.7512], [0.7519, 0.2494, 0.9994, 0.6512]
+    ref, got = dets([X, A], [0.9, 0.0734841]), dets([X, B], [0.9, 0.0734841])
+    pairs = pair_detections(ref, got, 100, 0.01, iou_threshold=0.6, min_iou=0.9999)
+    assert pairs["unpaired"] == 2 and pairs["unpaired_hard"] == 0
+    # scores apart: the higher one must survive on both sides, a real disagreement
+    got = dets([X, B], [0.9, 0.0634841])
+    pairs = pair_detections(ref, got, 100, 0.01, iou_threshold=0.6, min_iou=0.9999)
+    assert pairs["unpaired_hard"] == 2
