@@ -89,9 +89,9 @@ def test_float32_equals_tensorflow(source, data, tmp_path):
     np.testing.assert_allclose(got.boxes, ref["boxes"][0, :n], atol=1e-4)
 
 
-# float16 and QAT slow-only (time): make test runs QAT on a Faster R-CNN (test_convert_two_stage)
-@pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow), "dynamic",
-                                  "int8", pytest.param("qat", marks=pytest.mark.slow)])
+# float16 and dynamic slow-only (time); QAT of a two-stage model: test_convert_two_stage, slow
+@pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow),
+                                  pytest.param("dynamic", marks=pytest.mark.slow), "int8", "qat"])
 def test_quantized_modes(source, data, tmp_path, mode):
     out = str(tmp_path / f"model_{mode}.tflite")
     meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
