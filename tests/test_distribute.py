@@ -236,15 +236,16 @@ def test_workers_with_different_configs_refuse_to_train(data, tmp_path):
 def test_two_stage_trains_on_two_workers(data, tmp_path):
     """Faster R-CNN samples proposals and anchors per image: under the strategy it still
     trains (each worker samples its own images), loss falling."""
-    path = _config_file(tmp_path, tiny_two_stage_config("faster_rcnn", steps=40, log_every=5,
+    path = _config_file(tmp_path, tiny_two_stage_config("faster_rcnn", steps=80, log_every=5,
                                                         checkpoint_every=20, batch_size=4))
     r = _train(["launch", "--workers", "2", "--config", path, "--data", data, "--out",
                 str(tmp_path / "run")], _env(tmp_path), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     history = json.loads((tmp_path / "run" / "train_log.json").read_text())["history"]
     losses = [h["total"] for h in history]
-    assert len(losses) == 8 and np.isfinite(losses).all()
-    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+    assert len(losses) == 16 and np.isfinite(losses).all()
+    # batch 4 makes single windows noisy (40 steps: 3.33, 2.74 ... 2.89, 2.64): compare means
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:2]), losses
 
 
 def test_mixed_precision_trains_and_loads_into_float32(data, tmp_path):
