@@ -26,9 +26,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def measure(config: str, data: str, workers: int, steps: int, log_every: int, out: str,
+def measure(config: str, data: str, workers: int, steps: int, log_every: int, tmp: str,
             batch_size: int | None) -> dict:
-    """Trains ``steps`` steps with ``workers`` local workers into ``out``; -> the figures."""
+    """Trains ``steps`` steps with ``workers`` local workers in a folder under ``tmp``;
+    -> the figures."""
+    import numpy as np
     import yaml
 
     from train.config import load_config
@@ -37,8 +39,8 @@ def measure(config: str, data: str, workers: int, steps: int, log_every: int, ou
     resolved.train.steps, resolved.train.log_every = steps, log_every
     if batch_size:
         resolved.train.batch_size = batch_size
-    os.makedirs(out)
-    path = os.path.join(out, "..", f"config_w{workers}.yaml")
+    out = os.path.join(tmp, f"w{workers}")
+    path = os.path.join(tmp, f"config_w{workers}.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(resolved.to_dict(), f)
     command = ["fit"] if workers == 1 else ["launch", "--workers", str(workers)]
@@ -49,8 +51,6 @@ def measure(config: str, data: str, workers: int, steps: int, log_every: int, ou
     if r.returncode:
         raise SystemExit(f"error: {workers} worker(s) failed (exit {r.returncode}):\n"
                          f"{r.stderr[-3000:]}")
-    import numpy as np
-
     with open(os.path.join(out, "train_log.json")) as f:
         log = json.load(f)
     windows = [h["images_per_second"] for h in log["history"]][1:]
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="frontier-throughput-") as tmp:
         for n in counts:
             print(f"training {args.steps} steps with {n} worker(s) ...", flush=True)
-            rows.append(measure(args.config, args.data, n, args.steps, args.log_every,
-                                os.path.join(tmp, f"w{n}"), args.batch_size))
+            rows.append(measure(args.config, args.data, n, args.steps, args.log_every, tmp,
+                                args.batch_size))
             print(f"  {rows[-1]['median_images_per_second']:.1f} images/s (median window)")
     doc = {"config": args.config, "data": args.data, "machine": machine_info(),
            "threads": "TensorFlow default (all cores, per worker process)", "results": rows}

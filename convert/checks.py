@@ -69,7 +69,8 @@ def pair_detections(ref, got, max_detections: int, score_threshold: float, tol=1
     list holds a same-class detection scoring at least as high (within ``tol``) whose IoU with
     it is within ``iou_tol`` of the threshold — or above it, when that one is itself a
     borderline extra, or an unpaired detection of the same score (within ``tol``): the two tied
-    and each NMS kept the other (shifted boxes on a flat background score the same). ``truncated_at``: the lowest score of the op's list when it was full
+    and each NMS kept the other (shifted boxes on a flat background score the same).
+    ``truncated_at``: the lowest score of the op's list when it was full
     before zero-area boxes were dropped (the lists are then shorter than ``max_detections``
     but were still cut there)."""
     # best overlaps first: a detection whose own partner is missing (cut off, or dropped by an

@@ -142,7 +142,11 @@ def test_two_workers_match_one_process(data, tmp_path):
     log = json.loads((out / "train_log.json").read_text())
     assert (log["workers"], log["replicas"], log["steps"]) == (2, 2, 2)
     start = _variables(init)
-    lrs = [0.003 * (0.1 + 0.9 * t / 10) for t in range(2)]  # tiny_config's Adam warm-up
+    from train.schedules import WarmupCosine
+    o = config.train.optimizer
+    schedule = WarmupCosine(o.learning_rate, config.train.steps, o.warmup_steps,
+                            o.warmup_start_factor)
+    lrs = [float(schedule(t)) for t in range(2)]
     for step in (1, 2):
         a, b = (_variables(str(tmp_path / d / "checkpoints" / f"ckpt-{step}"))
                 for d in ("cluster", "single"))
