@@ -112,16 +112,35 @@ def _initial_run(data, config, out):
     return model.checkpoint().save(os.path.join(out, "checkpoints", "ckpt"))  # ckpt-1
 
 
-@pytest.mark.slow  # 80 s, and in the full suite it failed the 2% bound (issue 14)
+def _step(before, after, lr):
+    """Gradients of one plain SGD step, (before - after) / lr, keyed by trainable variable,
+    and the batch-norm moving statistics after it (not gradient steps)."""
+    moving = ("moving_mean", "moving_variance")
+    grads = {k: (before[k] - after[k]) / lr for k in after if not any(m in k for m in moving)}
+    return grads, {k: after[k] for k in after if any(m in k for m in moving)}
+
+
+def _relative(a, b):
+    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(a)), 1e-12))
+
+
 def test_two_workers_match_one_process(data, tmp_path):
     """2 workers x 1 replica == 1 process x 2 replicas (the same global batch of 8, seed,
-    per-replica batch of 4 and so per-replica batch-norm statistics) after 2 Adam steps with
-    flips, crops and colour augmentation on, from the same initial weights; only the chief
-    writes, the others clean up."""
+    per-replica batch of 4 and so per-replica batch-norm statistics) with flips, crops and
+    colour augmentation on, from the same initial weights; only the chief writes, the others
+    clean up.
+
+    Plain SGD (no momentum, constant learning rate) makes a step's weight change lr x the
+    gradient, so the all-reduced gradients themselves are compared, not the signs Adam would
+    reduce them to. A wrong shard, seed, batch split or replica count changes the gradient
+    of step 1 by tens of percent."""
     env = _env(tmp_path)
     init = _initial_run(data, tiny_config(), str(tmp_path / "init"))
+    lr = 0.05
     config = tiny_config(steps=2, checkpoint_every=1, log_every=1, init_from=init,
                          init_scope="all",
+                         optimizer={"name": "momentum", "momentum": 0.0, "learning_rate": lr,
+                                    "warmup_steps": 0, "schedule": "constant"},
                          augment={"horizontal_flip": True, "random_crop": True, "color": True,
                                   "random_crop_probability": 0.5})
     path = _config_file(tmp_path, config)
@@ -141,28 +160,25 @@ def test_two_workers_match_one_process(data, tmp_path):
                                        "labels.json", "logs", "train_log.json"]
     log = json.loads((out / "train_log.json").read_text())
     assert (log["workers"], log["replicas"], log["steps"]) == (2, 2, 2)
-    start = _variables(init)
-    from train.schedules import WarmupCosine
-    o = config.train.optimizer
-    schedule = WarmupCosine(o.learning_rate, config.train.steps, o.warmup_steps,
-                            o.warmup_start_factor)
-    lrs = [float(schedule(t)) for t in range(2)]
-    for step in (1, 2):
-        a, b = (_variables(str(tmp_path / d / "checkpoints" / f"ckpt-{step}"))
-                for d in ("cluster", "single"))
-        assert a.keys() == b.keys() == start.keys() and len(a) > 50
-        assert max(float(np.abs(a[k] - start[k]).max()) for k in a) > 1e-4  # they did move
-        diff = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])
-        # The same arithmetic but for float summation order inside kernels (the threads
-        # differ). Adam moves a weight by about lr whatever its gradient's size, so where a
-        # gradient is near zero, rounding can turn that weight's step around: the worst weight
-        # may differ by up to 2 x the sum of the learning rates, while nearly all agree to
-        # 1e-5. Measured on 2 cores: max 5e-7 after 1 step; after 2, max 2.1e-4 with 0.3% of
-        # the weights beyond 1e-5 (and about x10 per further step, the losses still within
-        # 1e-6). A wrong shard, seed or batch split moves all of them.
-        assert float(diff.max()) < 2 * sum(lrs[:step]), (step, float(diff.max()))
-        far = float(np.mean(diff > 1e-5))
-        assert far < (0.0001 if step == 1 else 0.02), (step, far, float(diff.max()))
+    runs = {d: [_variables(init)] + [_variables(str(tmp_path / d / "checkpoints" / f"ckpt-{s}"))
+                                     for s in (1, 2)] for d in ("cluster", "single")}
+    # One process run twice is bit-identical. The cluster's forward pass is too (the moving
+    # statistics after step 1 are equal), its gradient differs by float summation order
+    # (its processes' own thread pools). Measured on 2 cores, 4 runs: step 1's gradient
+    # 1e-7..1e-6 apart overall, at most 1e-4 in any variable (small batch-norm gamma
+    # gradients); with train.seed 1 instead it is 1.6 apart. Step 2 starts from weights that
+    # far apart, and on these flat-background images a channel's background pixels share one
+    # value, so a ReLU6 that flips there flips by the thousand: 2e-3..2e-2 overall, up to 4%
+    # in one variable. So step 2 checks only that both took the same step, not how closely.
+    for step, overall, worst in ((1, 1e-5, 1e-3), (2, 0.1, None)):
+        (ga, ma), (gb, mb) = (_step(r[step - 1], r[step], lr) for r in runs.values())
+        assert ga.keys() == gb.keys() and len(ga) > 100 and len(ma) > 50
+        flat = [np.concatenate([g[k].ravel() for k in sorted(g)]) for g in (ga, gb)]
+        assert np.linalg.norm(flat[0]) > 1.0  # a real gradient
+        assert _relative(*flat) < overall, (step, _relative(*flat))
+        if worst:
+            assert max(_relative(ga[k], gb[k]) for k in ga) < worst
+            assert max(_relative(ma[k], mb[k]) for k in ma) < 1e-6
     losses = [json.loads((tmp_path / d / "train_log.json").read_text())["history"]
               for d in ("cluster", "single")]
     np.testing.assert_allclose([h["total"] for h in losses[0]], [h["total"] for h in losses[1]],
