@@ -425,6 +425,7 @@ def _padded(det, frame: np.ndarray) -> np.ndarray:
     return padded
 
 
+@pytest.mark.slow  # trains and exports a Faster R-CNN (40 s); make test keeps the SSD pages
 def test_two_stage_outputs_on_padded_frames_equal_ai_edge_litert(browser, two_stage, clip):
     """Frames scaled and padded by edge_runtime (identical pixels on both sides): the first
     num_detections outputs equal ai-edge-litert's, and the page's parsing through the window

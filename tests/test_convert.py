@@ -62,16 +62,22 @@ def test_center_size_anchors():
     np.testing.assert_allclose(cs, [[0.3, 0.3, 0.4, 0.2]], atol=1e-7)
 
 
-def test_float32_equals_tensorflow(source, data, tmp_path):
-    out = str(tmp_path / "model.tflite")
+@pytest.fixture(scope="module")
+def float32_export(source, data, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("float32") / "model.tflite")
     meta = export_lib.export_tflite(source, out, "float32", data=data, num_check_images=None,
                                     progress=False)
+    return out, meta
+
+
+def test_float32_equals_tensorflow(source, float32_export):
+    out, meta = float32_export
     check = meta["check"]
     assert check["identical"] and check["paired"] > 0 and check["images"] == 4
     assert check["without_identical_partner"] == 0  # near-ties may pair less closely
     ops = _ops(out)
     assert ops.count(OP_NAME) == 1 and not [o for o in ops if o.startswith("Flex")]
-    side = json.load(open(str(tmp_path / "model.json")))
+    side = json.load(open(out[:-len(".tflite")] + ".json"))
     assert side["labels"] == source.labels["category_names"]
     assert side["input"] == {**side["input"], "dtype": "float32", "shape": [1, 128, 128, 3],
                              "mean": 127.5, "std": 127.5}
@@ -91,7 +97,8 @@ def test_float32_equals_tensorflow(source, data, tmp_path):
 
 # float16 and dynamic slow-only (time); QAT of a two-stage model: test_convert_two_stage, slow
 @pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow),
-                                  pytest.param("dynamic", marks=pytest.mark.slow), "int8", "qat"])
+                                  pytest.param("dynamic", marks=pytest.mark.slow), "int8",
+                                  pytest.param("qat", marks=pytest.mark.slow)])
 def test_quantized_modes(source, data, tmp_path, mode):
     out = str(tmp_path / f"model_{mode}.tflite")
     meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
@@ -132,6 +139,7 @@ def test_fast_nms_is_exported_and_only_reported(run, tmp_path):
     assert _ops(out).count(OP_NAME) == 1
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_no_postprocess_exports_raw_outputs(source, tmp_path):
     out = str(tmp_path / "raw.tflite")
     meta = export_lib.export_tflite(source, out, "float32", postprocess=False,
@@ -288,21 +296,20 @@ def test_calibrated_ranges_replace_the_initial_ones(source):
     assert sum(abs(float(np.max(v.numpy()))) != 6.0 for v in ranges) > len(ranges) // 2
 
 
-def test_edge_runtime_scores_the_export_without_tensorflow(source, data, tmp_path):
+def test_edge_runtime_scores_the_export_without_tensorflow(float32_export, data, tmp_path):
     import subprocess
     import sys
-    out = str(tmp_path / "model.tflite")
-    export_lib.export_tflite(source, out, "float32", num_check_images=1, progress=False)
+    out, report = float32_export[0], str(tmp_path / "eval.json")
     code = ("import sys, json\n"
             "from edge_runtime.__main__ import main\n"
-            f"rc = main(['evaluate', {out!r}, '--data', {data!r}, '--json', {out + '.eval'!r},"
+            f"rc = main(['evaluate', {out!r}, '--data', {data!r}, '--json', {report!r},"
             " '--no-progress'])\n"
             "assert 'tensorflow' not in sys.modules, 'edge_runtime imported TensorFlow'\n"
             "sys.exit(rc)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.load(open(out + ".eval"))
+    report = json.load(open(report))
     from edge_runtime.coco import STAT_NAMES
     assert set(STAT_NAMES) <= set(report) and report["num_images"] == 4
     assert report["runtime"]["runtime"] == "litert"

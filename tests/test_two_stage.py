@@ -236,8 +236,9 @@ def test_more_boxes_than_the_padding_allows_is_a_counted_warning(data):
     assert cache.images[0, h:].max() == 0 and cache.images[0, :, w:].max() == 0  # padding
 
 
-# R-FCN also trains in test_convert_two_stage's fixture; its overfit run is slow-only
-@pytest.mark.parametrize("arch", ["faster_rcnn", pytest.param("rfcn", marks=pytest.mark.slow)])
+# Both train in test_convert_two_stage's fixtures (20 steps) in make test; overfitting is slow-only
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["faster_rcnn", "rfcn"])
 def test_tiny_two_stage_model_overfits_a_few_images(arch, data, tmp_path):
     from train.evaluate import evaluate
     from train.report import write_report

@@ -157,15 +157,10 @@ def main(argv=None) -> int:
         from train.data.generate import main as generate_main
         return generate_main(argv[1:]) or 0
     args = parser.parse_args(argv)
-    if args.command == "launch":  # the workers get fit's arguments as given
-        fit_argv, skip = [], False
-        for i, a in enumerate(argv[1:]):
-            if skip:
-                skip = False
-            elif a == "--workers":
-                skip = True
-            elif not a.startswith("--workers="):
-                fit_argv.append(a)
+    if args.command == "launch":  # the workers get fit's arguments as given, less --workers
+        only_workers = argparse.ArgumentParser(add_help=False)
+        only_workers.add_argument("--workers")
+        fit_argv = only_workers.parse_known_args(argv[1:])[1]
         args.func = lambda a: _launch(a, fit_argv)  # noqa: E731
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
