@@ -292,7 +292,7 @@ def test_mixed_precision_trains_and_loads_into_float32(data, tmp_path):
     assert 0.0 <= evaluate(out, data, split="train", progress=False)["AP50"] <= 1.0
 
 
-@pytest.mark.slow  # XLA compiles for a minute on this CPU
+@pytest.mark.slow  # XLA compiles for half a minute on this CPU (32 s, 2026-12-03)
 def test_jit_compile_trains(data, tmp_path):
     from train.trainer import fit
     summary = fit(tiny_config(steps=2, log_every=1, jit_compile=True), data,
