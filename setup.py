@@ -21,7 +21,8 @@ TRAIN = [
     "matplotlib>=3.8,<4",
     "tqdm>=4.66,<5",
 ]
-DEV = ["pytest>=8,<10", "selenium==4.38.0"]  # selenium: the android_demo browser test
+DEV = ["pytest>=8,<10", "selenium==4.38.0",  # selenium: the android_demo browser test
+       "hypothesis==6.155.2"]  # the fuzz tests (tests/test_fuzz_*.py)
 
 setup(
     name="frontier-detect",

@@ -82,6 +82,9 @@ def _interpreter_flags(p, threads=True):
     p.add_argument("--delegate", help="external delegate library, e.g. libedgetpu.so.1")
     p.add_argument("--runtime", choices=("litert", "tflite_runtime", "tensorflow"),
                    help="interpreter package (None: the first installed, LiteRT first)")
+    p.add_argument("--no-probe", action="store_true",
+                   help="skip loading and running the model once in a child process first "
+                   "(that check turns an interpreter crash on a corrupt file into an error)")
 
 
 # --- camera: live detection (edge_runtime/camera.py) ---------------------------------------
@@ -168,16 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _probe(args) -> str | None:
+    """The first model that a child process could not load and run once (edge_runtime/probe.py),
+    as its error; None if all could."""
+    from edge_runtime.interpreter import check_model_file
+    from edge_runtime.probe import probe_model
+
+    models = args.model if isinstance(args.model, list) else [args.model]
+    threads = getattr(args, "threads", None) or (
+        max(int(t) for t in str(getattr(args, "threads_list", "1")).split(",") if t.strip()))
+    for model in models:
+        check_model_file(model)  # no child for a file that is not a model
+        error = probe_model(model, threads, not args.no_xnnpack, args.delegate, args.runtime)
+        if error:
+            return error
+    return None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        error = None if args.no_probe else _probe(args)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         args.func(args)
     except (ValueError, FileNotFoundError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except Exception as e:  # DataError and runtime errors: message, not a traceback
         if type(e).__name__ in ("DataError", "RuntimeUnavailable"):
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             return 2
         raise
     return 0

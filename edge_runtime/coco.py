@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from edge_runtime.images import DataError
 
+OUTSIDE_ROOT = "image file name outside the image folder (example skipped)"
 STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]
 
@@ -54,9 +55,15 @@ def annotation_file(data: str, split: str) -> str:
 def read_json(path: str):
     """The parsed JSON of an annotation file; DataError naming it if it is missing, unreadable
     or malformed (train's COCO reader reads its files with this too)."""
+    def parse_int(text: str) -> int:  # ids and sizes are 64-bit wherever they go next
+        if len(text) > 20 or not -2**63 <= int(text) < 2**63:
+            raise DataError(f"{path}: integer {text[:24]}{'...' if len(text) > 24 else ''} "
+                            "does not fit in 64 bits")
+        return int(text)
+
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            return json.load(f, parse_int=parse_int)
     except FileNotFoundError:
         raise DataError(f"{path}: annotation file not found") from None
     except json.JSONDecodeError as e:
@@ -64,6 +71,8 @@ def read_json(path: str):
                         f"{e.msg}") from None
     except (UnicodeDecodeError, OSError) as e:
         raise DataError(f"{path}: cannot read annotation file ({e})") from None
+    except RecursionError:
+        raise DataError(f"{path}: malformed JSON (nested too deeply)") from None
 
 
 def _load(path: str) -> dict:
@@ -73,6 +82,17 @@ def _load(path: str) -> dict:
         raise DataError(f"{path}: not a COCO instances file (expected an object with "
                         "'images', 'annotations' and 'categories' lists)")
     return doc
+
+
+def inside_folder(folder: str, name: str) -> bool:
+    """Whether an annotation's file name stays inside the image folder: not absolute, no ``..``
+    climbing out. A file list from elsewhere must not make a reader open (or even probe)
+    ``/etc/passwd``; readers skip such names unless called with ``allow_outside_root=True``."""
+    folder = os.path.normpath(os.path.abspath(folder))
+    if os.path.isabs(name) or "\0" in name:
+        return False
+    path = os.path.normpath(os.path.join(folder, name))
+    return path != folder and os.path.commonpath([folder, path]) == folder
 
 
 def _is_number(v) -> bool:
@@ -90,20 +110,21 @@ def _field(path: str, section: str, i: int, entry, key: str, kind: type):
     elif kind is list:
         ok = isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
     else:
-        ok = _is_number(v) and float(v).is_integer()
+        ok = _is_number(v) and math.isfinite(v) and float(v).is_integer() and abs(v) < 2**63
     if not ok:
         raise DataError(f"{path}: {section}[{i}] '{key}' is {v!r}, expected {_EXPECTED[kind]}")
     return int(v) if kind is int else v
 
 
-def _image_dir(path: str, split: str, file_names: list[str]) -> str:
+def _image_dir(path: str, split: str, file_names: list[str], allow_outside: bool) -> str:
     """The directory beside ``path`` holding the most of (a sample of) the listed images."""
     here = os.path.dirname(os.path.abspath(path))
     roots = ([os.path.dirname(here)] if os.path.basename(here) == "annotations" else []) + [here]
     candidates = list(dict.fromkeys(os.path.normpath(os.path.join(r, s)) for r in roots for s in (
         split, os.path.join("images", split), f"{split}2017", "images", "")))
     sample = file_names[:: max(1, len(file_names) // 20)][:20]
-    hits = {d: sum(os.path.isfile(os.path.join(d, f)) for f in sample)
+    hits = {d: sum(os.path.isfile(os.path.join(d, f)) for f in sample
+                   if allow_outside or inside_folder(d, f))
             for d in candidates if os.path.isdir(d)}
     best = max(hits, key=hits.get, default=None)
     if sample and (best is None or hits[best] == 0):
@@ -112,8 +133,10 @@ def _image_dir(path: str, split: str, file_names: list[str]) -> str:
     return best or candidates[0]
 
 
-def read_ground_truth(data: str, split: str = "val") -> GroundTruth:
-    """Reads and cleans a COCO-format split (see the module docstring)."""
+def read_ground_truth(data: str, split: str = "val", allow_outside_root: bool = False
+                      ) -> GroundTruth:
+    """Reads and cleans a COCO-format split (see the module docstring); image file names that
+    leave the image folder are skipped and counted unless ``allow_outside_root``."""
     path = annotation_file(data, split)
     doc, warnings = _load(path), collections.Counter()
     base = os.path.basename(path)
@@ -121,8 +144,13 @@ def read_ground_truth(data: str, split: str = "val") -> GroundTruth:
         split = base[len("instances_"):-len(".json")]
     cats = sorted(((_field(path, "categories", i, c, "id", int), c)
                    for i, c in enumerate(doc["categories"])), key=lambda t: t[0])
+    for i, c in enumerate(doc["categories"]):
+        _field(path, "categories", i, c, "name", str)
     if not cats:
         raise DataError(f"{path}: 'categories' is empty")
+    repeated = [a for (a, _), (b, _) in zip(cats, cats[1:]) if a == b]
+    if repeated:
+        raise DataError(f"{path}: category id {repeated[0]} is used more than once")
     sizes, images = {}, []
     for i, im in enumerate(doc["images"]):
         iid = _field(path, "images", i, im, "id", int)
@@ -133,11 +161,13 @@ def read_ground_truth(data: str, split: str = "val") -> GroundTruth:
                             f"{w}x{h}")
         sizes[iid] = (w, h)
         images.append({"id": iid, "width": w, "height": h, "file_name": name})
-    folder = _image_dir(path, split, [im["file_name"] for im in images])
+    folder = _image_dir(path, split, [im["file_name"] for im in images], allow_outside_root)
     files = {}
     for im in images:
         f = os.path.join(folder, im["file_name"])
-        if os.path.isfile(f):
+        if not (allow_outside_root or inside_folder(folder, im["file_name"])):
+            warnings[OUTSIDE_ROOT] += 1
+        elif os.path.isfile(f):
             files[im["id"]] = f
         else:
             warnings["image file missing (example skipped)"] += 1
@@ -150,6 +180,9 @@ def read_ground_truth(data: str, split: str = "val") -> GroundTruth:
         crowd = a.get("iscrowd", 0)
         if crowd not in (0, 1):
             raise DataError(f"{path}: annotations[{i}] 'iscrowd' is {crowd!r}, expected 0 or 1")
+        if a.get("area") is not None and not _is_number(a["area"]):
+            raise DataError(f"{path}: annotations[{i}] 'area' is {a['area']!r}, expected a "
+                            "number")
         problem = ("annotation of an unknown image id (dropped)" if iid not in sizes else
                    "annotation with an unknown category id (dropped)" if cid not in known else
                    "box with NaN/inf coordinates (dropped)" if not all(
@@ -168,7 +201,7 @@ def read_ground_truth(data: str, split: str = "val") -> GroundTruth:
         if iid not in files:
             continue
         area = a.get("area")
-        area = float(area) if isinstance(area, (int, float)) and area > 0 and not crowd else (
+        area = float(area) if area is not None and area > 0 and not crowd else (
             (x1 - x0) * (y1 - y0))
         annotations.append({"id": len(annotations) + 1, "image_id": iid, "category_id": cid,
                             "bbox": [round(v, 3) for v in (x0, y0, x1 - x0, y1 - y0)],

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.images import keep_aspect_size
-from edge_runtime.interpreter import make_interpreter
+from edge_runtime.interpreter import make_interpreter, one_line
 from edge_runtime.metadata import read_metadata
 
 OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
@@ -92,10 +92,13 @@ class Detector:
         self._input = self._input_details()
         _, self.height, self.width, _ = (int(d) for d in self._input["shape"])
         self.input_dtype = np.dtype(self._input["dtype"])
-        meta_in = self.metadata.get("input", {})
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"{self.model_path}: input shape {list(self._input['shape'])} has "
+                             "no pixels (a corrupt model?)")
+        meta_in = self.metadata.get("input") or {}
         self.mean = float(meta_in.get("mean", 127.5))
         self.std = float(meta_in.get("std", 127.5))
-        self.labels = list(self.metadata.get("labels", []))
+        self.labels = list(self.metadata.get("labels") or [])
         self.keep_aspect_ratio = meta_in.get("resize") == "keep_aspect_ratio"
         if self.keep_aspect_ratio:
             self.min_dimension = int(meta_in["min_dimension"])
@@ -193,20 +196,33 @@ class Detector:
         raise ValueError(f"{self.model_path}: unsupported input dtype {self.input_dtype}")
 
     def invoke(self, tensor: np.ndarray) -> None:
-        self.interpreter.set_tensor(self._input["index"], tensor)
-        self.interpreter.invoke()
+        try:
+            self.interpreter.set_tensor(self._input["index"], tensor)
+            self.interpreter.invoke()
+        except (RuntimeError, ValueError) as e:  # e.g. a corrupt model's "tensor lacks data"
+            raise ValueError(f"{self.model_path}: the interpreter failed running the model "
+                             f"({one_line(e)})") from None
 
     def raw_outputs(self) -> dict:
         """After :meth:`invoke`: {output name: array} (raw models: encodings and scores)."""
-        if self.raw:
-            runner = self.interpreter._get_full_signature_list()[self._signature]["outputs"]
-            return {n: self.interpreter.get_tensor(runner[n]) for n in RAW_OUTPUTS}
-        return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
+        try:
+            if self.raw:
+                runner = self.interpreter._get_full_signature_list()[self._signature]["outputs"]
+                return {n: self.interpreter.get_tensor(runner[n]) for n in RAW_OUTPUTS}
+            return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
+        except (ValueError, RuntimeError, KeyError) as e:  # a corrupt model's tensor indices
+            raise ValueError(f"{self.model_path}: cannot read the model's outputs "
+                             f"({' '.join(str(e).split())})") from None
 
     def parse(self, outputs: dict, score_threshold: float = 0.0, window=None) -> Detections:
         """The four outputs of one image -> :class:`Detections` (see :func:`parse_outputs`);
         ``window`` defaults to the last :meth:`preprocess`'s."""
-        return parse_outputs(outputs, score_threshold, self.window if window is None else window)
+        try:
+            return parse_outputs(outputs, score_threshold,
+                                 self.window if window is None else window)
+        except (ValueError, IndexError) as e:  # outputs of a corrupt model that disagree
+            raise ValueError(f"{self.model_path}: cannot read the detection outputs "
+                             f"({' '.join(str(e).split())})") from None
 
     def detect(self, image: np.ndarray, score_threshold: float = 0.0) -> Detections:
         if self.raw:

@@ -48,6 +48,9 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
             skipped[str(e)] = skipped.get(str(e), 0) + 1
             continue
         d = det.detect(image)
+        if len(d.classes) and not 0 <= d.classes.min() <= d.classes.max() < len(category_ids):
+            raise ValueError(f"{model_path}: detects class index {int(d.classes.max())}, but "
+                             f"{data} ({split}) has {len(category_ids)} categories")
         # pixels of the grid the ground-truth boxes refer to; 0-based classes as labels 1..K
         size = SimpleNamespace(image_id=im["id"], height=im["height"], width=im["width"])
         results += to_coco_results(size, d.boxes, d.scores, d.classes + 1, category_ids)

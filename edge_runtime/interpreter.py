@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import types
 
 RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
@@ -19,6 +20,37 @@ _MODULES = {"litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
 
 class RuntimeUnavailable(RuntimeError):
     pass
+
+
+# the smallest flatbuffer with a root table: root offset, "TFL3", a vtable and a table
+MIN_MODEL_BYTES = 24
+
+
+def check_model_file(model_path: str) -> None:
+    """Cheap checks before the interpreter sees the file: it can crash on a broken one (see
+    edge_runtime/probe.py). ValueError naming the file if it is missing, too small, not a
+    TFLite flatbuffer ("TFL3" at bytes 4..8) or its root table lies past its end."""
+    try:
+        size = os.path.getsize(model_path)
+        with open(model_path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise ValueError(f"{model_path}: model file not found") from None
+    except OSError as e:
+        raise ValueError(f"{model_path}: cannot read the model file ({e.strerror or e})") from None
+    if size < MIN_MODEL_BYTES:
+        raise ValueError(f"{model_path}: {size} bytes, too small for a TFLite model (truncated?)")
+    if head[4:8] != b"TFL3":
+        raise ValueError(f"{model_path}: not a TFLite model (no \"TFL3\" flatbuffer identifier "
+                         f"at bytes 4..8, found {bytes(head[4:8])!r})")
+    if int.from_bytes(head[:4], "little") + 4 > size:
+        raise ValueError(f"{model_path}: corrupt TFLite model (its root table offset points past "
+                         f"the end of the {size}-byte file: truncated?)")
+
+
+def one_line(error: Exception) -> str:
+    """The interpreter's multi-line messages on one line."""
+    return " ".join(str(error).split())
 
 
 def _load(name: str):
@@ -59,6 +91,7 @@ def make_interpreter(model_path: str, num_threads: int | None = None, use_xnnpac
     external delegate library (e.g. ``libedgetpu.so.1``). Returns ``(interpreter, info)`` where
     info is ``{"runtime", "version", "threads", "xnnpack", "delegate"}``.
     """
+    check_model_file(model_path)
     module, name, version = find_runtime(runtime)
     kwargs = {"model_path": str(model_path), "num_threads": num_threads}
     if not use_xnnpack:
@@ -72,8 +105,9 @@ def make_interpreter(model_path: str, num_threads: int | None = None, use_xnnpac
     try:
         interpreter = module.Interpreter(**kwargs)
         interpreter.allocate_tensors()
-    except ValueError as e:
-        raise ValueError(f"{model_path}: not a model this interpreter can run ({e})") from None
+    except (ValueError, RuntimeError) as e:  # RuntimeError: a kernel refused it in Prepare
+        raise ValueError(f"{model_path}: not a model this interpreter can run "
+                         f"({one_line(e)})") from None
     info = {"runtime": name, "version": version, "threads": num_threads,
             "xnnpack": use_xnnpack, "delegate": delegate}
     return interpreter, info

@@ -31,3 +31,36 @@ def test_bundled_configs_load(name):
     assert config.model.meta_architecture == arch
     assert config.model.section is not None
     assert config.train.steps > 0
+
+
+# found by tests/test_fuzz_config.py: each gave a traceback, a multi-line or unnamed error, or
+# silently the default config
+@pytest.mark.parametrize("content, match", [
+    (b"\xff\xfe\x00model: 1", "not valid YAML"),                      # UnicodeDecodeError
+    (b'" unclosed\nmodel:\n', "not valid YAML: while scanning a quoted scalar"),  # 3 lines
+    (b"[]", "the config must be a mapping, got \\[\\]"),                # defaults, silently
+    (b"0", "the config must be a mapping, got 0"),
+    (b"1: a\nb: c\n", "unknown key '1'"),                             # sorted(1, 'b'): TypeError
+    (b"model: {meta_architecture: [ssd]}", "unknown 'model.meta_architecture' \\['ssd'\\]"),
+    (b"model: {ssd: {anchors: {min_scale: [" + b"1, " * 500 + b"1]}}}",
+     "'model.ssd.anchors.min_scale' must be float, got \\[1, 1, 1, 1, 1, 1, \\.\\.\\.\\]$"),
+])
+def test_bad_files_give_one_line_naming_file(tmp_path, content, match):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+
+
+def test_a_folder_is_not_a_config(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path)
+
+
+def test_an_unknown_key_with_a_newline_stays_on_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text('"a\\nb": 1\n')  # found by tests/test_fuzz_config.py
+    with pytest.raises(ConfigError, match=r"unknown key ''a\\nb''") as e:
+        load_config(path)
+    assert "\n" not in str(e.value)

@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -151,3 +152,52 @@ def test_generated_tiny_dataset_loads_with_all_eight_classes(tmp_path):
     for e in ds.examples:
         assert ((e.boxes >= 0) & (e.boxes <= 1)).all()
         assert (e.boxes[:, 2] > e.boxes[:, 0]).all() and (e.boxes[:, 3] > e.boxes[:, 1]).all()
+
+
+# found by tests/test_fuzz_coco.py: numpy's int64 arrays raised OverflowError (a traceback) for
+# ids past 64 bits and silently took 1.5, "3" or True for an id and nested lists for a box
+@pytest.mark.parametrize("ann, match", [
+    ({"image_id": 2**63}, "integer 9223372036854775808 does not fit in 64 bits"),
+    ({"image_id": 1e19}, r"annotations\[0\] 'image_id' is 1e\+19, expected an? integer"),
+    ({"category_id": 1.5}, r"annotations\[0\] 'category_id' is 1.5"),
+    ({"category_id": "3"}, r"annotations\[0\] 'category_id' is '3'"),
+    ({"category_id": True}, r"annotations\[0\] 'category_id' is True"),
+    ({"bbox": [[1], [2], [3], [4]]}, r"annotations\[0\] 'bbox' is \[\[1\], \[2\]"),
+    ({"bbox": ["1", "2", "3", "4"]}, r"annotations\[0\] 'bbox' is \['1'"),
+    ({"area": "12"}, r"annotations\[0\] 'area' is '12', expected a number"),
+    ({"iscrowd": 2}, r"annotations\[0\] 'iscrowd' is 2, expected 0 or 1"),
+])
+def test_numbers_numpy_would_bend_are_errors(tmp_path, ann, match):
+    from edge_runtime.coco import read_ground_truth
+    _write(str(tmp_path), anns=[{"id": 1, "image_id": 10, "category_id": 3, "bbox": [1, 1, 2, 2],
+                                 **ann}])
+    for read in (load_dataset, read_ground_truth):  # the edge reader agrees
+        with pytest.raises(DataError, match=match):
+            read(str(tmp_path), "train")
+
+
+def test_file_names_outside_the_image_folder_are_skipped_unless_allowed(tmp_path):
+    from edge_runtime.coco import OUTSIDE_ROOT, read_ground_truth
+    secret = tmp_path / "secret.jpg"
+    cv2.imwrite(str(secret), np.zeros((8, 8, 3), np.uint8))
+    root = tmp_path / "data"
+    images = [{"id": 10, "file_name": "a.jpg", "width": 100, "height": 50},
+              {"id": 11, "file_name": "b.png", "width": 40, "height": 40},
+              {"id": 12, "file_name": "../../secret.jpg", "width": 8, "height": 8},
+              {"id": 13, "file_name": str(secret), "width": 8, "height": 8},
+              {"id": 14, "file_name": "../../../../../../etc/passwd", "width": 8, "height": 8}]
+    _write(str(root), images=images, anns=[])
+    seen = []
+    real_stat = os.stat
+    with mock.patch.object(os, "stat", lambda p, *a, **k: seen.append(str(p)) or real_stat(
+            p, *a, **k)):
+        ds = load_dataset(str(root), "train")
+        truth = read_ground_truth(str(root), "train")
+    assert [e.image_id for e in ds.examples] == list(truth.files) == [10, 11]
+    assert ds.warnings[OUTSIDE_ROOT] == truth.warnings[OUTSIDE_ROOT] == 3
+    assert not [p for p in seen if "secret" in p or "passwd" in p]  # not even looked at
+    ds = load_dataset(str(root), "train", allow_outside_root=True)
+    truth = read_ground_truth(str(root), "train", allow_outside_root=True)
+    assert [e.image_id for e in ds.examples] == list(truth.files)  # 14 where /etc/passwd is
+    assert list(truth.files)[:4] == [10, 11, 12, 13]
+    assert os.path.samefile(ds.examples[2].file_name, secret)

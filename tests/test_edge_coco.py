@@ -2,6 +2,7 @@
 the same ground truth and pixels as train's (so TFLite and TensorFlow scores compare), clear
 errors, no train import."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -122,3 +123,32 @@ def test_images_decode_to_the_same_pixels_as_train(tmp_path):
                           ("missing.jpg", "not found")):
         with pytest.raises(DataError, match=f"{name}: .*{problem}|{name}: image file {problem}"):
             read_image(str(tmp_path / name))
+
+
+# found by tests/test_fuzz_coco.py: where the edge reader took what train's refuses, and
+# evaluate's IndexError for a model with more classes than the data (no sidecar to compare)
+@pytest.mark.parametrize("categories, match", [
+    ([{"id": 3, "name": ""}], r"categories\[0\] 'name' is '', expected a non-empty string"),
+    ([{"id": 3}], r"categories\[0\] (has no|'name' is None)"),
+    ([{"id": 3, "name": "a"}, {"id": 3, "name": "b"}], "category id 3 is used more than once"),
+    ([{"id": 10**30, "name": "a"}], r"integer 1000+\.\.\. does not fit in 64 bits"),
+])
+def test_categories_are_checked_as_train_checks_them(tmp_path, categories, match):
+    from train.data import load_dataset
+    write_small_coco(str(tmp_path), categories=categories, anns=[])
+    for read in (load_dataset, read_ground_truth):
+        with pytest.raises(DataError, match=match):
+            read(str(tmp_path), "train")
+
+
+def test_a_model_with_more_classes_than_the_data_is_an_error(tmp_path):
+    from edge_runtime.detector import Detector
+    from edge_runtime.evaluate import evaluate
+    model = os.path.join(os.path.dirname(__file__), "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
+    det = Detector(model, num_threads=1)
+    det.metadata = {}  # as a .tflite without its sidecar
+    write_small_coco(str(tmp_path), categories=[{"id": 1, "name": "circle"}], anns=[])
+    rng = np.random.default_rng(0)  # noise: some detection of a class index above 0
+    cv2.imwrite(str(tmp_path / "train" / "a.jpg"), rng.integers(0, 256, (50, 100, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"detects class index \d+, but .* has 1 categories"):
+        evaluate(model, str(tmp_path), "train", detector=det, progress=False)

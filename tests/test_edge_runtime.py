@@ -274,3 +274,88 @@ def test_fused_op_multithread_class_drop_is_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Detector(model, num_threads=1)
+
+
+# Mutated copies of MODEL found by tests/test_fuzz_model.py: {name: [(offset, new bytes)]}.
+# LiteRT 2.3.0 here segfaulted or aborted on these in allocate_tensors or the first invoke.
+CRASHING = {
+    "segv_allocate": [(1015304, b"\xff" * 4), (1030124, b"\xff" * 4),
+                      (1061484, b"\x1c\xf9\x0c\x36"), (1064532, b"\x01\0\0\0")],
+    "segv_invoke": [(1015072, b"\0"), (1026260, b"\x81\xc6\x29\x11")],
+    "abort_allocate": [(1041344, b"\0" * 4), (1052268, b"\0" * 4), (1069108, b"\x01\0\0\0")],
+    "segv_two_bytes": [(1452, b"\xac\x05")],
+}
+# ... and these gave a traceback (RuntimeError from allocate/invoke) or an error without the file
+REFUSED = {
+    "kernel_prepare_fails": [(1069691, b"\x08")],
+    "input_lacks_data": [(84404, b"\xd6")],
+    "outputs_of_other_sizes": [(236, b"\xa9\0"), (65532, b"\xa9\0\0\0")],
+    "output_index_out_of_range": [(236, b"\xff\xff\xff\x03"), (603060, b"\xff\xff\xff\x7f")],
+}
+
+
+def _mutated(tmp_path, name, patches):
+    data = bytearray(open(MODEL, "rb").read())
+    for offset, new in patches:
+        data[offset:offset + len(new)] = new
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", sorted(CRASHING))
+def test_a_model_that_crashes_the_interpreter_is_an_error_not_a_dead_process(
+        tmp_path, images, name):
+    path = _mutated(tmp_path, name, CRASHING[name])
+    run = [sys.executable, "-m", "edge_runtime", "detect", path, images[0][0], "--no-progress"]
+    out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert out.returncode == 2 and len(errors) == 1 and path in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+    # without the probe the user's process dies (SIGSEGV / SIGABRT) on this CPU, or errors
+    out = subprocess.run(run + ["--no-probe"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode in (2, -11, -6), out.stderr
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_a_corrupt_model_gives_one_line_naming_it(tmp_path, images, capsys, name):
+    path = _mutated(tmp_path, name, REFUSED[name])
+    assert main(["detect", path, images[0][0], "--no-progress", "--no-probe"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and path in errors[0]
+
+
+def test_cheap_checks_before_the_interpreter(tmp_path):
+    from edge_runtime.interpreter import make_interpreter
+    data = open(MODEL, "rb").read()
+    for name, content, match in [
+            ("tiny", data[:20], "20 bytes, too small for a TFLite model"),
+            ("identifier", data[:4] + b"TFL2" + data[8:], 'no "TFL3" flatbuffer identifier'),
+            ("root", b"\0\0\0\x7f" + data[4:], "root table offset points past the end")]:
+        (tmp_path / f"{name}.tflite").write_bytes(content)
+        with pytest.raises(ValueError, match=match):
+            make_interpreter(str(tmp_path / f"{name}.tflite"))
+
+
+@pytest.mark.parametrize("edit, match", [
+    ({"labels": [1, 2]}, "'labels' is \\[1, 2\\], expected a list of strings"),
+    ({"category_ids": [1, 2]}, "'category_ids' .* expected one id per label \\(8\\)"),
+    ({"input": {"mean": 0, "std": 0}}, "'input.std' is 0, expected a finite number \\(not 0\\)"),
+    ({"input": "uint8"}, "'input' is 'uint8', expected an object"),
+    ({"version": 2}, "'version' is 2, expected 1"),
+    ({"postprocess": {"num_classes": "8"}}, "'postprocess.num_classes' is '8'"),
+    ({"input": {"resize": "keep_aspect_ratio", "min_dimension": 600}},
+     "'input.max_dimension' is None, expected a positive integer"),
+])
+def test_a_sidecar_off_its_schema_is_named(tmp_path, edit, match):
+    """Found by tests/test_fuzz_model.py: an AttributeError/TypeError from Detector's reads."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(open(MODEL, "rb").read())
+    meta = json.load(open(MODEL[:-len(".tflite")] + ".json"))
+    (tmp_path / "m.json").write_text(json.dumps({**meta, **edit}))
+    with pytest.raises(ValueError, match=f"m.json: model metadata {match}"):
+        Detector(str(path))
+    (tmp_path / "m.json").write_bytes(b'{"format": "\xff"}')  # UnicodeDecodeError unnamed
+    with pytest.raises(ValueError, match="m.json: unreadable model metadata"):
+        Detector(str(path))

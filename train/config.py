@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -229,13 +230,13 @@ def _convert(cls, value, where: str, source: str):
     """Builds dataclass ``cls`` (or a plain typed value) from ``value``, checking keys and types."""
     if dataclasses.is_dataclass(cls):
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{where or '<root>'}' must be a mapping, got {value!r}")
+            raise ConfigError(f"{source}: '{where or '<root>'}' must be a mapping, got {_short(value)}")
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(value) - names)
+        unknown = sorted(set(value) - names, key=str)  # YAML keys may be numbers, null ...
         if unknown:
             raise ConfigError(
-                f"{source}: unknown key '{_join(where, unknown[0])}'; valid keys here: "
+                f"{source}: unknown key '{_join(where, _key(unknown[0]))}'; valid keys here: "
                 f"{', '.join(sorted(names))}")
         kwargs = {k: _convert(hints[k], v, _join(where, k), source) for k, v in value.items()}
         return cls(**kwargs)
@@ -246,7 +247,7 @@ def _convert(cls, value, where: str, source: str):
     if origin is list:
         (item,) = typing.get_args(cls)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: '{where}' must be a list, got {value!r}")
+            raise ConfigError(f"{source}: '{where}' must be a list, got {_short(value)}")
         return [_convert(item, v, f"{where}[{i}]", source) for i, v in enumerate(value)]
     if cls is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -254,7 +255,15 @@ def _convert(cls, value, where: str, source: str):
         return value
     if cls in (str, bool) and isinstance(value, cls):
         return value
-    raise ConfigError(f"{source}: '{where}' must be {cls.__name__}, got {value!r}")
+    raise ConfigError(f"{source}: '{where}' must be {cls.__name__}, got {_short(value)}")
+
+
+def _short(value) -> str:  # a whole mapping pasted in the wrong place stays one short line
+    return reprlib.repr(value)
+
+
+def _key(key) -> str:  # a key with a newline (or not a string) shown as its repr
+    return key if isinstance(key, str) and key.isprintable() else _short(key)
 
 
 def _join(where: str, key: str) -> str:
@@ -269,8 +278,8 @@ def _resolve_sections(model: dict, source: str) -> tuple[dict, SSDConfig | None]
     legacy = [k for k in model if k in {f.name for f in dataclasses.fields(SSDConfig)}]
     given = [k for k in SECTIONS if k in model]
     arch = model.get("meta_architecture")
-    if arch is not None and arch not in SECTIONS:
-        raise ConfigError(f"{source}: unknown 'model.meta_architecture' {arch!r}; valid: "
+    if arch is not None and (not isinstance(arch, str) or arch not in SECTIONS):
+        raise ConfigError(f"{source}: unknown 'model.meta_architecture' {_short(arch)}; valid: "
                           f"{', '.join(SECTIONS)}")
     if legacy:
         if given or (arch not in (None, "ssd")):
@@ -293,9 +302,11 @@ def _resolve_sections(model: dict, source: str) -> tuple[dict, SSDConfig | None]
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> Config:
-    if not isinstance(data or {}, dict):
-        raise ConfigError(f"{source}: the config must be a mapping, got {data!r}")
-    data, flat_ssd = dict(data or {}), None
+    if data is None:  # an empty file: all defaults
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {_short(data)}")
+    data, flat_ssd = dict(data), None
     if isinstance(data.get("model"), dict):
         data["model"], flat_ssd = _resolve_sections(data["model"], source)
     config = _convert(Config, data, "", source)
@@ -342,10 +353,14 @@ def load_config(path: str | os.PathLike) -> Config:
             raise ConfigError(f"{path}: config file not found (bundled configs: "
                               f"{', '.join(sorted(bundled_configs()))})")
     try:
-        with open(path) as f:
+        with open(path, "rb") as f:  # bytes: YAML finds the encoding, a bad byte is a YAMLError
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     return config_from_dict(data, source=path)
 
 

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from edge_runtime.coco import read_json
+from edge_runtime.coco import OUTSIDE_ROOT, inside_folder, read_json
 from edge_runtime.images import DataError
 from train.data.dataset import DetectionDataset, Example, load_dataset, summarize_warnings
 
@@ -44,9 +44,9 @@ def _load_json(path: str) -> dict:
     return doc
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) or (
-        isinstance(v, float) and v.is_integer())
+def _is_int(v) -> bool:  # and fits in int64, as the arrays below hold it
+    return (isinstance(v, int) and not isinstance(v, bool) or (
+        isinstance(v, float) and v.is_integer())) and abs(v) < 2**63
 
 
 def _check_entries(path: str, doc: dict, section: str, keys: tuple[str, ...]) -> None:
@@ -72,7 +72,7 @@ def _check_entries(path: str, doc: dict, section: str, keys: tuple[str, ...]) ->
                 raise DataError(f"{path}: {section}[{i}] '{key}' is {v!r}, expected a "
                                 f"{'positive ' if key in ('width', 'height') else ''}integer")
         if section == "annotations":
-            if not _is_int(entry.get("iscrowd", 0)):
+            if entry.get("iscrowd", 0) not in (0, 1):
                 raise DataError(f"{path}: {section}[{i}] 'iscrowd' is {entry['iscrowd']!r}, "
                                 "expected 0 or 1")
             area = entry.get("area")
@@ -108,7 +108,8 @@ def _image_dir_candidates(json_path: str, split: str) -> list[str]:
     return found
 
 
-def _find_image_dir(json_path: str, split: str, file_names: list[str]) -> str:
+def _find_image_dir(json_path: str, split: str, file_names: list[str],
+                    allow_outside: bool) -> str:
     """The candidate directory that holds the most of (a sample of) the listed images."""
     candidates = _image_dir_candidates(json_path, split)
     existing = [d for d in candidates if os.path.isdir(d)]
@@ -117,7 +118,8 @@ def _find_image_dir(json_path: str, split: str, file_names: list[str]) -> str:
     sample = file_names[:: max(1, len(file_names) // 20)][:20]
     best, best_hits = None, 0
     for d in existing:
-        hits = sum(os.path.isfile(os.path.join(d, f)) for f in sample)
+        hits = sum(os.path.isfile(os.path.join(d, f)) for f in sample
+                   if allow_outside or inside_folder(d, f))
         if hits > best_hits:
             best, best_hits = d, hits
     if best is None:
@@ -131,19 +133,22 @@ def _split_from_name(json_path: str, split: str) -> str:
     return m.group(1) if m else split
 
 
-def _files_present(image_dir: str, file_names: list[str]) -> np.ndarray:
+def _files_present(image_dir: str, file_names: list[str], inside: np.ndarray) -> np.ndarray:
     # one directory listing instead of 100k+ stat calls
     try:
         listing = {e.name for e in os.scandir(image_dir) if e.is_file()}
     except OSError:
         listing = set()
-    return np.array([f in listing if "/" not in f and os.sep not in f
-                     else os.path.isfile(os.path.join(image_dir, f)) for f in file_names], bool)
+    return np.array([ok and (f in listing if "/" not in f and os.sep not in f
+                             else os.path.isfile(os.path.join(image_dir, f)))
+                     for f, ok in zip(file_names, inside)], bool)
 
 
-def read_coco(json_path: str, split: str = "train", images_dir: str | None = None
-              ) -> DetectionDataset:
-    """Reads a COCO instances JSON file; images are looked up beside it (see load_dataset)."""
+def read_coco(json_path: str, split: str = "train", images_dir: str | None = None,
+              allow_outside_root: bool = False) -> DetectionDataset:
+    """Reads a COCO instances JSON file; images are looked up beside it (see load_dataset).
+    File names that leave the image folder (absolute, or climbing out with ``..``) are skipped
+    and counted unless ``allow_outside_root``."""
     json_path = os.path.abspath(json_path)
     doc = _load_json(json_path)
     warnings: collections.Counter = collections.Counter()
@@ -165,14 +170,29 @@ def read_coco(json_path: str, split: str = "train", images_dir: str | None = Non
     anns = doc["annotations"]
     n = len(anns)
     try:  # fast path; on any problem, _check_entries finds and names the bad entry
+        # numpy would take "5", 1.5 or True for an id and [[1], [2], [3], [4]] for a box
+        if not ({type(a["image_id"]) for a in anns} | {type(a["category_id"]) for a in anns}
+                <= {int} and {type(c) for a in anns for c in a["bbox"]} <= {int, float}
+                and {type(a.get("area")) for a in anns} <= {int, float, type(None)}
+                and {a.get("iscrowd", 0) for a in anns} <= {0, 1}):
+            raise TypeError
         a_img = np.array([a["image_id"] for a in anns], np.int64).reshape(n)
         a_cat = np.array([a["category_id"] for a in anns], np.int64).reshape(n)
         a_box = np.array([a["bbox"] for a in anns], np.float64).reshape(n, 4)
         a_crowd = np.array([a.get("iscrowd", 0) for a in anns], np.int64).reshape(n) > 0
         a_area = np.array([a.get("area") or -1.0 for a in anns], np.float64).reshape(n)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         _check_entries(json_path, doc, "annotations", ("image_id", "category_id", "bbox"))
-        raise DataError(f"{json_path}: malformed 'annotations' entries") from None
+        try:  # integral floats (1.0) pass the checks: the slow way
+            a_img, a_cat = (np.array([int(a[k]) for a in anns], np.int64).reshape(n)
+                            for k in ("image_id", "category_id"))
+            a_box = np.array([[float(c) for c in a["bbox"]] for a in anns],
+                             np.float64).reshape(n, 4)
+            a_crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool).reshape(n)
+            a_area = np.array([float(a.get("area") or -1.0) for a in anns],
+                              np.float64).reshape(n)
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{json_path}: malformed 'annotations' entries") from None
 
     keep = np.ones(n, bool)
 
@@ -207,12 +227,16 @@ def read_coco(json_path: str, split: str = "train", images_dir: str | None = Non
     split = _split_from_name(json_path, split)
     file_names = [im["file_name"] for im in images]
     image_dir = os.path.abspath(images_dir) if images_dir else _find_image_dir(
-        json_path, split, file_names)
+        json_path, split, file_names, allow_outside_root)
     if images_dir and not os.path.isdir(image_dir):
         raise DataError(f"{image_dir}: images_dir is not a directory")
-    present = _files_present(image_dir, file_names)
-    if (~present).any():
-        warnings[MISSING_FILE] += int((~present).sum())
+    inside = np.array([allow_outside_root or inside_folder(image_dir, f) for f in file_names],
+                      bool)
+    present = _files_present(image_dir, file_names, inside)
+    if (~inside).any():
+        warnings[OUTSIDE_ROOT] += int((~inside).sum())
+    if (inside & ~present).any():
+        warnings[MISSING_FILE] += int((inside & ~present).sum())
 
     norm = np.stack([cy0 / np.maximum(H, 1), cx0 / np.maximum(W, 1),
                      cy1 / np.maximum(H, 1), cx1 / np.maximum(W, 1)], 1).astype(np.float32)

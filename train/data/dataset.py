@@ -108,7 +108,8 @@ def _coco_json_for_root(root: str, split: str) -> str | None:
 
 
 def load_dataset(data: str, split: str = "train", images_dir: str | None = None,
-                 label_map: str | dict | None = None) -> DetectionDataset:
+                 label_map: str | dict | None = None, allow_outside_root: bool = False
+                 ) -> DetectionDataset:
     """Reads a detection dataset from any supported source.
 
     ``data`` is one of: a COCO-layout root directory (``annotations/instances_{split}.json``,
@@ -116,7 +117,8 @@ def load_dataset(data: str, split: str = "train", images_dir: str | None = None,
     annotation ``.json`` file (images found as above, or in ``images_dir``); a TF Object
     Detection API TFRecord file or glob (``label_map``: a .pbtxt path or {id: name}; by default
     ``label_map.pbtxt`` beside the records if present). ``{split}`` inside ``data`` is replaced
-    by ``split``. Raises DataError naming the file and the problem.
+    by ``split``. COCO file names that leave the image folder are skipped and counted unless
+    ``allow_outside_root``. Raises DataError naming the file and the problem.
     """
     data = os.path.expanduser(str(data).replace("{split}", split))
     if os.path.isdir(data):
@@ -126,10 +128,10 @@ def load_dataset(data: str, split: str = "train", images_dir: str | None = None,
                 f"{data}: not a COCO dataset root: neither annotations/instances_{split}.json "
                 f"nor annotations/instances_{split}2017.json exists")
         from train.data.coco import read_coco
-        ds = read_coco(json_path, split, images_dir)
+        ds = read_coco(json_path, split, images_dir, allow_outside_root)
     elif data.lower().endswith(".json"):
         from train.data.coco import read_coco
-        ds = read_coco(data, split, images_dir)
+        ds = read_coco(data, split, images_dir, allow_outside_root)
     else:
         from train.data.tfrecord import read_tfrecord
         ds = read_tfrecord(data, label_map)
