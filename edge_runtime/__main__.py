@@ -178,8 +178,8 @@ def _probe(args) -> str | None:
     from edge_runtime.probe import probe_model
 
     models = args.model if isinstance(args.model, list) else [args.model]
-    threads = getattr(args, "threads", None) or (
-        max(int(t) for t in str(getattr(args, "threads_list", "1")).split(",") if t.strip()))
+    threads = args.threads if hasattr(args, "threads") else max(  # benchmark: its largest
+        (int(t) for t in str(args.threads_list).split(",") if t.strip()), default=None)
     for model in models:
         check_model_file(model)  # no child for a file that is not a model
         error = probe_model(model, threads, not args.no_xnnpack, args.delegate, args.runtime)

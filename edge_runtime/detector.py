@@ -199,7 +199,7 @@ class Detector:
         try:
             self.interpreter.set_tensor(self._input["index"], tensor)
             self.interpreter.invoke()
-        except (RuntimeError, ValueError) as e:  # e.g. a corrupt model's "tensor lacks data"
+        except (RuntimeError, ValueError, TypeError) as e:  # e.g. "tensor lacks data"
             raise ValueError(f"{self.model_path}: the interpreter failed running the model "
                              f"({one_line(e)})") from None
 
@@ -210,7 +210,7 @@ class Detector:
                 runner = self.interpreter._get_full_signature_list()[self._signature]["outputs"]
                 return {n: self.interpreter.get_tensor(runner[n]) for n in RAW_OUTPUTS}
             return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
-        except (ValueError, RuntimeError, KeyError) as e:  # a corrupt model's tensor indices
+        except (ValueError, RuntimeError, KeyError, TypeError) as e:  # corrupt tensor indices
             raise ValueError(f"{self.model_path}: cannot read the model's outputs "
                              f"({' '.join(str(e).split())})") from None
 

@@ -11,6 +11,13 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 
+try:  # hypothesis mixes in literals of the project modules imported so far: the examples
+    # would depend on which tests ran before. Not for these tests (hypothesis is pinned).
+    from hypothesis.internal.conjecture import providers as _providers
+    _providers._get_local_constants = lambda: _providers.Constants()
+except (ImportError, AttributeError):  # pragma: no cover
+    pass
+
 SCALES = [pytest.param(1, id="x1"), pytest.param(10, id="x10", marks=pytest.mark.slow)]
 
 
@@ -37,14 +44,14 @@ WORDS = [0, 1, 2, 0xFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 
 @st.composite
 def mutated(draw, original: bytes, structure=None):
-    """A truncated copy, or one with 1-8 bits flipped / 32-bit words overwritten (half of
+    """A truncated copy, or one with 1-8 bits flipped / 32-bit words overwritten (7 in 8 of
     them at the ``structure`` offsets when given)."""
     kind = draw(st.sampled_from(["truncate", "flip", "word"]))
     data = bytearray(original)
     if kind == "truncate":
         return bytes(data[:draw(st.integers(0, len(data) - 1))])
-    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 4, 8]))):
-        if structure is not None and draw(st.booleans()):
+    for _ in range(draw(st.sampled_from([1, 1, 2, 4, 8]))):
+        if structure is not None and draw(st.integers(0, 7)):
             pos = int(structure[draw(st.integers(0, len(structure) - 1))])
         else:
             pos = draw(st.integers(0, len(data) - 1))

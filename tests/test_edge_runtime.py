@@ -291,6 +291,7 @@ REFUSED = {
     "input_lacks_data": [(84404, b"\xd6")],
     "outputs_of_other_sizes": [(236, b"\xa9\0"), (65532, b"\xa9\0\0\0")],
     "output_index_out_of_range": [(236, b"\xff\xff\xff\x03"), (603060, b"\xff\xff\xff\x7f")],
+    "output_index_past_int32": [(236, b"\0\0\0\x80")],  # a TypeError from GetTensor
 }
 
 

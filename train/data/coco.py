@@ -214,10 +214,12 @@ def read_coco(json_path: str, split: str = "train", images_dir: str | None = Non
     W = widths[img_index] if len(img_ids) else np.zeros(n)
     H = heights[img_index] if len(img_ids) else np.zeros(n)
     cx0, cy0 = np.clip(x0, 0, W), np.clip(y0, 0, H)
-    cx1, cy1 = np.clip(x0 + bw, 0, W), np.clip(y0 + bh, 0, H)
+    with np.errstate(over="ignore"):  # 1e308 + 1e308 is inf: clipped to the image
+        cx1, cy1 = np.clip(x0 + bw, 0, W), np.clip(y0 + bh, 0, H)
+        clipped = (np.abs(cx0 - x0) > 1e-3) | (np.abs(cy0 - y0) > 1e-3) | (
+            np.abs(cx1 - x0 - bw) > 1e-3) | (np.abs(cy1 - y0 - bh) > 1e-3)
     drop((cx1 - cx0 <= 0) | (cy1 - cy0 <= 0), OUTSIDE)
-    clipped = keep & ((np.abs(cx0 - x0) > 1e-3) | (np.abs(cy0 - y0) > 1e-3)
-                      | (np.abs(cx1 - x0 - bw) > 1e-3) | (np.abs(cy1 - y0 - bh) > 1e-3))
+    clipped &= keep
     if clipped.any():
         warnings[CLIPPED] += int(clipped.sum())
     crowd = keep & a_crowd
@@ -240,7 +242,8 @@ def read_coco(json_path: str, split: str = "train", images_dir: str | None = Non
 
     norm = np.stack([cy0 / np.maximum(H, 1), cx0 / np.maximum(W, 1),
                      cy1 / np.maximum(H, 1), cx1 / np.maximum(W, 1)], 1).astype(np.float32)
-    area = np.where(a_area > 0, a_area, (cx1 - cx0) * (cy1 - cy0)).astype(np.float32)
+    with np.errstate(over="ignore"):  # an area past float32: inf, a large object either way
+        area = np.where(a_area > 0, a_area, (cx1 - cx0) * (cy1 - cy0)).astype(np.float32)
     classes = (label + 1).astype(np.int32)
     # group the kept annotations by image, in the order of the JSON's images list
     idx = np.flatnonzero(keep)
