@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo
+.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo pi-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,13 @@ RESULTS    ?= benchmarks/results/sweep_mobile
 REPORT_OUT ?= $(RESULTS)/report
 report: $(STAMP)
 	$(PY) -m benchmarks report --results $(RESULTS) --out $(REPORT_OUT) $(foreach f,$(EDGE),--edge $(f))
+
+## pi-check: README's Raspberry Pi install and edge_runtime on an emulated arm64 Debian bookworm
+## (root, qemu-user-static; the root is cached in ~/.cache/frontier), detections compared with
+## this machine's (PI_MODELS="A.tflite B.tflite", default the demo's float32 and int8 models)
+PI_MODELS ?= $(wildcard runs/demo/model_float32.tflite runs/demo/model_int8.tflite)
+pi-check: $(STAMP)
+	$(PY) benchmarks/pi_check.py $(if $(PI_MODELS),--models $(PI_MODELS))
 
 ## android-demo: the phone camera app (PWA, LiteRT.js) with the demo's exported models -> android_demo/dist
 ## (ANDROID_MODELS=DIR to bundle DIR/model_{float32,int8}.tflite instead of runs/demo)
