@@ -306,12 +306,12 @@ def main(argv=None) -> int:
     for m in args.models:
         if not os.path.isfile(m):
             die(f"{m}: model file not found")
+    ensure_host()
     root, out = os.path.abspath(args.root), os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     os.makedirs(os.path.dirname(root), exist_ok=True)
     log = os.path.join(out, "pi_check.log")
     open(log, "w").close()
-    ensure_host()
     build_s = build_root(root, args.mirror, log)
     write_cpuinfo(root, args.cpu)
     install_s = install(root, log)
