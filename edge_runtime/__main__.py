@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from edge_runtime.files import write_json
+from edge_runtime.interpreter import one_line
 
 
 def _evaluate(args):
@@ -197,11 +198,11 @@ def main(argv=None) -> int:
             return 2
         args.func(args)
     except (ValueError, FileNotFoundError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # DataError and runtime errors: message, not a traceback
         if type(e).__name__ in ("DataError", "RuntimeUnavailable"):
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            print(f"error: {one_line(e)}", file=sys.stderr)
             return 2
         raise
     return 0

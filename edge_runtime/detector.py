@@ -212,7 +212,7 @@ class Detector:
             return {n: self.interpreter.get_tensor(i) for n, i in self._outputs.items()}
         except (ValueError, RuntimeError, KeyError, TypeError) as e:  # corrupt tensor indices
             raise ValueError(f"{self.model_path}: cannot read the model's outputs "
-                             f"({' '.join(str(e).split())})") from None
+                             f"({one_line(e)})") from None
 
     def parse(self, outputs: dict, score_threshold: float = 0.0, window=None) -> Detections:
         """The four outputs of one image -> :class:`Detections` (see :func:`parse_outputs`);
@@ -222,7 +222,7 @@ class Detector:
                                  self.window if window is None else window)
         except (ValueError, IndexError) as e:  # outputs of a corrupt model that disagree
             raise ValueError(f"{self.model_path}: cannot read the detection outputs "
-                             f"({' '.join(str(e).split())})") from None
+                             f"({one_line(e)})") from None
 
     def detect(self, image: np.ndarray, score_threshold: float = 0.0) -> Detections:
         if self.raw:

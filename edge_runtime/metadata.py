@@ -24,6 +24,8 @@ import math
 import os
 import reprlib
 
+from edge_runtime.interpreter import one_line
+
 FORMAT, VERSION = "frontier-detector", 1
 
 
@@ -42,7 +44,7 @@ def read_metadata(model_path: str) -> dict | None:
             meta = json.load(f)
     except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8
         raise ValueError(f"{path}: unreadable model metadata "
-                         f"({' '.join(str(e).split()) or type(e).__name__})") from None
+                         f"({one_line(e) or type(e).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not Frontier model metadata (no \"format\": \"{FORMAT}\")")
     check_schema(meta, path)

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 
+from edge_runtime.interpreter import one_line
+
 TIMEOUT_S = 300  # a large two-stage model on a Pi loads and runs in well under a minute
 
 
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
                        delegate=args.delegate, runtime=args.runtime)
         det.invoke(det.to_input(np.zeros((det.height, det.width, 3), np.uint8)))
     except Exception as e:  # any failure is the model's: reported, one line, by the parent
-        message = " ".join(str(e).split())
+        message = one_line(e)
         print(f"error: {message if args.model in message else f'{args.model}: {message}'}",
               file=sys.stderr)
         return 2

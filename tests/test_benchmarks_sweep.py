@@ -31,6 +31,7 @@ def two_cell_grid(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_two_cell_sweep_isolates_the_failure_and_resumes(two_cell_grid, tmp_path):
     out = str(tmp_path / "results")
     done = sweep(two_cell_grid, out, progress=False)

@@ -170,6 +170,7 @@ def test_saved_model_round_trip(run, source, tmp_path):
         export_lib.export_tflite(again, str(tmp_path / "q.tflite"), "qat", data="x")
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_refuses_models_that_need_flex_ops(source, tmp_path):
     def predict(x):  # igamma has no TFLite builtin kernel
         enc, scores = source.predict(x)

@@ -112,7 +112,7 @@ def test_edge_runtime_letterboxes_like_training(arch, runs, exports):
 
 
 MODES = ("float16", "dynamic", "int8", "qat")
-FAST = {("faster_rcnn", "int8"), ("rfcn", "int8")}  # make test's share (time)
+FAST = {("faster_rcnn", "int8")}  # make test's share (time)
 
 
 @pytest.mark.parametrize("arch,mode", [

@@ -3,11 +3,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.helpers import tiny_two_stage_config
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_untrained_config_sizes_and_proposals(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_two_stage_config().to_dict()))

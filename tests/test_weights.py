@@ -287,6 +287,7 @@ def test_keras3_weights_h5(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_fit_loads_imagenet_weights_at_a_fresh_start_only(v1_file, tmp_path, monkeypatch):
     from train.evaluate import load_run
     from train.trainer import fit

@@ -17,6 +17,7 @@ def _size(ckpt_prefix):
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith(base))
 
 
+@pytest.mark.slow  # make test stays under 15 min on 2 cores
 def test_package_keeps_the_weights_and_drops_the_optimizer(tmp_path):
     from train.evaluate import load_run
     from train.package import package_run
