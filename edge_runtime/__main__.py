@@ -26,7 +26,16 @@ def _evaluate(args):
 def _detector(args):
     from edge_runtime.detector import Detector
     return Detector(args.model, num_threads=args.threads, use_xnnpack=not args.no_xnnpack,
-                    delegate=args.delegate, runtime=args.runtime)
+                    delegate=args.delegate, runtime=args.runtime,
+                    interpolation=args.interpolation)
+
+
+def _resize_flag(p):
+    p.add_argument("--interpolation", choices=("linear", "linear_fast", "area"),
+                   default="linear", help="resize to the model's input: linear (OpenCV "
+                   "INTER_LINEAR_EXACT: the same detections on x86 and ARM), linear_fast "
+                   "(INTER_LINEAR, ~0.4 ms less per 640x480 frame on x86, not bit-exact across "
+                   "CPUs) or area (as in training)")
 
 
 def _detect(args):
@@ -123,6 +132,7 @@ def _camera_parser(sub):
     c.add_argument("--reconnect-tries", type=int, default=5,
                    help="reconnection attempts when a camera/stream stops delivering")
     c.add_argument("--no-progress", action="store_true")
+    _resize_flag(c)
     _interpreter_flags(c)
     c.set_defaults(func=_camera)
 # --- end camera ------------------------------------------------------------------------------
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", help="write detections (COCO results style, pixels) here")
     d.add_argument("--score", type=float, default=0.5, help="score threshold")
     d.add_argument("--no-progress", action="store_true")
+    _resize_flag(d)
     _interpreter_flags(d)
     d.set_defaults(func=_detect)
 

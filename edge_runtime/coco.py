@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from edge_runtime.images import DataError
 
-OUTSIDE_ROOT = "image file name outside the image folder (example skipped)"
+ALLOW_OUTSIDE_ENV = "FRONTIER_ALLOW_OUTSIDE_ROOT"
+OUTSIDE_ROOT = (f"image file name outside the image folder (example skipped; "
+                f"{ALLOW_OUTSIDE_ENV}=1 reads it)")
 STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]
 
@@ -95,6 +97,14 @@ def inside_folder(folder: str, name: str) -> bool:
     return path != folder and os.path.commonpath([folder, path]) == folder
 
 
+def outside_allowed(allow_outside_root: bool | None) -> bool:
+    """A reader's ``allow_outside_root``: None (the default) means what the environment says
+    (``FRONTIER_ALLOW_OUTSIDE_ROOT=1``: how a user of any CLI asks for absolute file names)."""
+    if allow_outside_root is None:
+        return os.environ.get(ALLOW_OUTSIDE_ENV, "") not in ("", "0")
+    return bool(allow_outside_root)
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -133,10 +143,12 @@ def _image_dir(path: str, split: str, file_names: list[str], allow_outside: bool
     return best or candidates[0]
 
 
-def read_ground_truth(data: str, split: str = "val", allow_outside_root: bool = False
+def read_ground_truth(data: str, split: str = "val", allow_outside_root: bool | None = None
                       ) -> GroundTruth:
     """Reads and cleans a COCO-format split (see the module docstring); image file names that
-    leave the image folder are skipped and counted unless ``allow_outside_root``."""
+    leave the image folder are skipped and counted unless ``allow_outside_root`` (see
+    outside_allowed)."""
+    allow_outside_root = outside_allowed(allow_outside_root)
     path = annotation_file(data, split)
     doc, warnings = _load(path), collections.Counter()
     base = os.path.basename(path)

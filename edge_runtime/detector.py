@@ -70,12 +70,15 @@ class Detector:
     model's input -- stretched (SSD), or, when the metadata says ``"resize":
     "keep_aspect_ratio"`` (Faster R-CNN, R-FCN), scaled as in training and padded at the
     bottom/right, the boxes then mapped back -- and converted to the input's dtype (uint8 raw
-    pixels, or float32 ``(pixel - mean) / std``). ``interpolation``: "linear" (default; 8x faster than "area" for
-    a 640x480 frame, 0.1 vs 0.9 ms here, which matters next to a few-ms invoke) or "area"
-    (what training and ``train evaluate`` use: COCO scores then match TensorFlow's exactly).
+    pixels, or float32 ``(pixel - mean) / std``). ``interpolation``: "linear" (default: OpenCV's
+    INTER_LINEAR_EXACT, the same pixels on x86 and ARM, so a Pi gives the desktop's detections),
+    "linear_fast" (INTER_LINEAR: its SIMD rounding differs by one in about a sixth of the pixels
+    between x86 and ARM) or "area" (what training and ``train evaluate`` use: COCO scores then
+    match TensorFlow's exactly; slowest). Costs: benchmarks/resize_cost.py.
     """
 
-    INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+    INTERPOLATIONS = {"linear": cv2.INTER_LINEAR_EXACT, "linear_fast": cv2.INTER_LINEAR,
+                      "area": cv2.INTER_AREA}
 
     def __init__(self, model_path: str, num_threads: int | None = None, use_xnnpack: bool = True,
                  delegate: str | None = None, runtime: str | None = None,

@@ -9,7 +9,13 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, configuration, settings, strategies as st
+
+# hypothesis' caches (unicode tables) in pytest's cache folder, not a .hypothesis/ in the cwd
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    configuration.set_hypothesis_home_dir(os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache",
+        "hypothesis"))
 
 try:  # hypothesis mixes in literals of the project modules imported so far: the examples
     # would depend on which tests ran before. Not for these tests (hypothesis is pinned).

@@ -64,3 +64,26 @@ def test_an_unknown_key_with_a_newline_stays_on_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key ''a\\nb''") as e:
         load_config(path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("yaml_text, match", [
+    ("train: {optimizer: {learning_rate: .nan}}", r"'train.optimizer.learning_rate' must be a "
+                                                  r"finite number, got nan"),
+    ("train: {optimizer: {learning_rate: -.inf}}", r"'train.optimizer.learning_rate' must be a "
+                                                   r"finite number, got -inf"),
+    ("train: {optimizer: {learning_rate: 0}}", r"'train.optimizer.learning_rate' must be > 0"),
+    ("train: {batch_size: 0}", r"'train.batch_size' must be >= 1, got 0"),
+    ("train: {steps: -5}", r"'train.steps' must be >= 0, got -5"),
+    ("train: {max_boxes_per_image: 0}", r"'train.max_boxes_per_image' must be >= 1"),
+    ("model: {ssd: {matcher: {matched_threshold: 1.5}}}",
+     r"'model.ssd.matcher.matched_threshold' must be in \[0, 1\], got 1.5"),
+    ("model: {ssd: {anchors: {aspect_ratios: [1.0, -2.0]}}}",
+     r"'model.ssd.anchors.aspect_ratios' must be > 0, got -2.0"),
+    ("model: {meta_architecture: faster_rcnn, faster_rcnn: {first_stage: {positive_fraction: 2}}}",
+     r"'model.faster_rcnn.first_stage.positive_fraction' must be in \[0, 1\]"),
+])
+def test_out_of_range_values_name_the_key(tmp_path, yaml_text, match):
+    path = tmp_path / "range.yaml"
+    path.write_text(yaml_text + "\n")
+    with pytest.raises(ConfigError, match="range.yaml: " + match):
+        load_config(str(path))

@@ -201,3 +201,7 @@ def test_file_names_outside_the_image_folder_are_skipped_unless_allowed(tmp_path
     assert [e.image_id for e in ds.examples] == list(truth.files)  # 14 where /etc/passwd is
     assert list(truth.files)[:4] == [10, 11, 12, 13]
     assert os.path.samefile(ds.examples[2].file_name, secret)
+    with mock.patch.dict(os.environ, {"FRONTIER_ALLOW_OUTSIDE_ROOT": "1"}):  # how CLIs ask
+        assert len(load_dataset(str(root), "train").examples) == len(ds.examples)
+        assert list(read_ground_truth(str(root), "train").files) == list(truth.files)
+    assert "FRONTIER_ALLOW_OUTSIDE_ROOT=1" in OUTSIDE_ROOT  # the warning says how

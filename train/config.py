@@ -6,6 +6,7 @@ file. Unknown keys and wrong types are errors that name the file and the key pat
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import reprlib
 import types
@@ -250,6 +251,8 @@ def _convert(cls, value, where: str, source: str):
             raise ConfigError(f"{source}: '{where}' must be a list, got {_short(value)}")
         return [_convert(item, v, f"{where}[{i}]", source) for i, v in enumerate(value)]
     if cls is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: '{where}' must be a finite number, got {value!r}")
         return float(value)
     if cls is int and isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -316,8 +319,44 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
     return config
 
 
+# ranges by field name, in every section (a list's items are checked like the list's field)
+_AT_LEAST_ONE = {"batch_size", "checkpoint_every", "keep_checkpoints", "log_every", "image_size",
+                 "max_image_size", "extra_depths", "head_kernel_size", "conv_depth",
+                 "kernel_size", "pre_nms_top_k", "max_proposals", "max_detections_per_class",
+                 "max_total_detections", "crop_size", "maxpool_kernel_size", "depth",
+                 "num_bins", "max_boxes_per_image"}
+_POSITIVE = {"learning_rate", "depth_multiplier", "min_scale", "max_scale", "aspect_ratios",
+             "interpolated_scale_aspect_ratio", "box_coder_scales", "base_size", "scales"}
+_UNIT = {"batchnorm_momentum", "matched_threshold", "unmatched_threshold", "focal_alpha",
+         "iou_threshold", "score_threshold", "nms_iou_threshold", "positive_fraction",
+         "momentum", "warmup_start_factor", "final_factor", "random_crop_probability"}
+_NON_NEGATIVE = {"num_classes", "weight_decay", "hard_negative_ratio", "min_negatives",
+                 "localization_weight", "classification_weight", "objectness_weight",
+                 "focal_gamma", "steps", "warmup_steps", "clip_norm", "cache_size",
+                 "max_cache_gb"}
+_RULES = {**dict.fromkeys(_AT_LEAST_ONE, (lambda v: v >= 1, "must be >= 1")),
+          **dict.fromkeys(_POSITIVE, (lambda v: v > 0, "must be > 0")),
+          **dict.fromkeys(_UNIT, (lambda v: 0 <= v <= 1, "must be in [0, 1]")),
+          **dict.fromkeys(_NON_NEGATIVE, (lambda v: v >= 0, "must be >= 0"))}
+
+
+def _check_ranges(obj, where: str, source: str) -> None:
+    for f in dataclasses.fields(obj):
+        value, key = getattr(obj, f.name), _join(where, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, key, source)
+            continue
+        if f.name not in _RULES or value is None:
+            continue
+        test, rule = _RULES[f.name]
+        for v in value if isinstance(value, list) else [value]:
+            if not test(v):
+                raise ConfigError(f"{source}: '{key}' {rule}, got {v!r}")
+
+
 def _check_values(config: Config, source: str) -> None:
     """Value checks that types cannot express, each naming its key."""
+    _check_ranges(config, "", source)
     m, t = config.model, config.train
     if t.init_scope not in ("backbone", "all"):
         raise ConfigError(f"{source}: 'train.init_scope' must be 'backbone' or 'all', got "
@@ -325,8 +364,6 @@ def _check_values(config: Config, source: str) -> None:
     if t.precision not in ("auto", "float32", "mixed_float16"):
         raise ConfigError(f"{source}: 'train.precision' must be auto, float32 or mixed_float16, "
                           f"got {t.precision!r}")
-    if t.max_boxes_per_image < 1:
-        raise ConfigError(f"{source}: 'train.max_boxes_per_image' must be >= 1")
     if m.meta_architecture == "ssd":
         return
     arch, key = m.section, f"model.{m.meta_architecture}"

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from edge_runtime.coco import OUTSIDE_ROOT, inside_folder, read_json
+from edge_runtime.coco import OUTSIDE_ROOT, inside_folder, outside_allowed, read_json
 from edge_runtime.images import DataError
 from train.data.dataset import DetectionDataset, Example, load_dataset, summarize_warnings
 
@@ -69,8 +69,8 @@ def _check_entries(path: str, doc: dict, section: str, keys: tuple[str, ...]) ->
                     raise DataError(f"{path}: {section}[{i}] '{key}' is {v!r}, expected a "
                                     "non-empty string")
             elif not _is_int(v) or (key in ("width", "height") and v <= 0):
-                raise DataError(f"{path}: {section}[{i}] '{key}' is {v!r}, expected a "
-                                f"{'positive ' if key in ('width', 'height') else ''}integer")
+                raise DataError(f"{path}: {section}[{i}] '{key}' is {v!r}, expected "
+                                f"{'a positive' if key in ('width', 'height') else 'an'} integer")
         if section == "annotations":
             if entry.get("iscrowd", 0) not in (0, 1):
                 raise DataError(f"{path}: {section}[{i}] 'iscrowd' is {entry['iscrowd']!r}, "
@@ -145,10 +145,11 @@ def _files_present(image_dir: str, file_names: list[str], inside: np.ndarray) ->
 
 
 def read_coco(json_path: str, split: str = "train", images_dir: str | None = None,
-              allow_outside_root: bool = False) -> DetectionDataset:
+              allow_outside_root: bool | None = None) -> DetectionDataset:
     """Reads a COCO instances JSON file; images are looked up beside it (see load_dataset).
     File names that leave the image folder (absolute, or climbing out with ``..``) are skipped
-    and counted unless ``allow_outside_root``."""
+    and counted unless ``allow_outside_root`` (None: $FRONTIER_ALLOW_OUTSIDE_ROOT)."""
+    allow_outside_root = outside_allowed(allow_outside_root)
     json_path = os.path.abspath(json_path)
     doc = _load_json(json_path)
     warnings: collections.Counter = collections.Counter()

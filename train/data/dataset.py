@@ -108,7 +108,7 @@ def _coco_json_for_root(root: str, split: str) -> str | None:
 
 
 def load_dataset(data: str, split: str = "train", images_dir: str | None = None,
-                 label_map: str | dict | None = None, allow_outside_root: bool = False
+                 label_map: str | dict | None = None, allow_outside_root: bool | None = None
                  ) -> DetectionDataset:
     """Reads a detection dataset from any supported source.
 
@@ -118,7 +118,7 @@ def load_dataset(data: str, split: str = "train", images_dir: str | None = None,
     Detection API TFRecord file or glob (``label_map``: a .pbtxt path or {id: name}; by default
     ``label_map.pbtxt`` beside the records if present). ``{split}`` inside ``data`` is replaced
     by ``split``. COCO file names that leave the image folder are skipped and counted unless
-    ``allow_outside_root``. Raises DataError naming the file and the problem.
+    ``allow_outside_root`` (None: ``FRONTIER_ALLOW_OUTSIDE_ROOT=1`` in the environment). Raises DataError naming the file and the problem.
     """
     data = os.path.expanduser(str(data).replace("{split}", split))
     if os.path.isdir(data):
