@@ -36,8 +36,11 @@ AARCH64_REGISTRATION = (
 INSTALL = ["sudo apt install python3-venv",
            "python3 -m venv ~/frontier-venv && . ~/frontier-venv/bin/activate",
            'pip install ".[edge]"']
-# float32: every detection the same; int8: see --int8-* and README ("make pi-check")
-FLOAT32_TOL = {"min_iou": 0.999, "max_score_diff": 1e-4, "unpaired": 0, "min_score": 0.0}
+# float32: every detection the same box (IoU >= 0.999 beyond the files' rounding) and score
+# (XNNPACK's NEON and AVX2 float kernels round differently: on 5766 detections of 100 images,
+# 3 differed by 1.2e-4 to 1.8e-4, the rest by at most 1e-4), the same AP; int8: --int8-* below
+FLOAT32_TOL = {"min_iou": 0.999, "max_score_diff": 5e-4, "within": 1.0, "unpaired": 0.0,
+               "min_score": 0.0, "max_ap_diff": 1e-4}
 # --cpu: qemu's CPU model -> (MIDR part number, boards with that core)
 CPUS = {"cortex-a53": ("0xd03", "Raspberry Pi 3 / Zero 2 W"),
         "cortex-a72": ("0xd08", "Raspberry Pi 4 / 400"), "cortex-a76": ("0xd0b", "Raspberry Pi 5")}
@@ -232,15 +235,28 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else float(a == b)
 
 
-def compare(host: list[dict], arm: list[dict], min_score: float = 0.0) -> dict:
+# the results files round boxes to 0.01 px ([x, y, w, h] each, so x + w to 0.02): two boxes
+# that close are the same box as written, whatever their IoU (a 15 px box 0.01 px off: 0.9987)
+WRITTEN_PX = 0.02 + 1e-9
+
+
+def box_diff_px(a, b) -> float:
+    """Largest difference of two [x, y, w, h] boxes' corners, in pixels."""
+    return max(abs(a[0] - b[0]), abs(a[1] - b[1]), abs(a[0] + a[2] - b[0] - b[2]),
+               abs(a[1] + a[3] - b[1] - b[3]))
+
+
+def compare(host: list[dict], arm: list[dict], tol: dict) -> dict:
     """Pairs each host detection with the unpaired arm64 one of the same image and class with
-    the highest IoU (host detections in score order); both sides' scores >= ``min_score``."""
-    host = [d for d in host if d["score"] >= min_score]
-    arm = [d for d in arm if d["score"] >= min_score]
+    the highest IoU (host detections in score order); both sides' scores >= tol's
+    ``min_score``. ``min_iou`` counts pairs within the files' 0.01 px rounding as IoU 1
+    (``min_iou_raw``: as written); ``within_tol``: pairs within tol's IoU and score bounds."""
+    host = [d for d in host if d["score"] >= tol["min_score"]]
+    arm = [d for d in arm if d["score"] >= tol["min_score"]]
     pool = {}
     for d in arm:
         pool.setdefault((d["image_id"], d["category_id"]), []).append(d)
-    ious, diffs, unpaired = [], [], 0
+    ious, raw, px, diffs, unpaired = [], [], [], [], 0
     for d in sorted(host, key=lambda d: -d["score"]):
         cands = pool.get((d["image_id"], d["category_id"]), [])
         best = max(cands, key=lambda c: iou(d["bbox"], c["bbox"]), default=None)
@@ -248,18 +264,27 @@ def compare(host: list[dict], arm: list[dict], min_score: float = 0.0) -> dict:
             unpaired += 1
             continue
         cands.remove(best)
-        ious.append(iou(d["bbox"], best["bbox"]))
+        raw.append(iou(d["bbox"], best["bbox"]))
+        px.append(box_diff_px(d["bbox"], best["bbox"]))
+        ious.append(1.0 if px[-1] <= WRITTEN_PX else raw[-1])
         diffs.append(abs(d["score"] - best["score"]))
     unpaired += sum(len(v) for v in pool.values())
     return {"host": len(host), "arm64": len(arm), "paired": len(ious), "unpaired": unpaired,
             "min_iou": round(min(ious, default=1.0), 6),
+            "min_iou_raw": round(min(raw, default=1.0), 6),
+            "max_box_diff_px": round(max(px, default=0.0), 3),
+            "score_diffs_over_1e-4": sum(d > 1e-4 + 1e-9 for d in diffs),
+            "within_tol": sum(i >= tol["min_iou"] and d <= tol["max_score_diff"] + 1e-9
+                              for i, d in zip(ious, diffs)),
             "max_score_diff": round(max(diffs, default=0.0), 6),
             "mean_score_diff": round(sum(diffs) / len(diffs), 7) if diffs else 0.0}
 
 
 def within(c: dict, tol: dict) -> bool:
-    return (c["min_iou"] >= tol["min_iou"] and c["max_score_diff"] <= tol["max_score_diff"]
-            and c["unpaired"] <= tol["unpaired"] * max(c["host"], 1))
+    """tol's fraction of the host's detections paired within its bounds, few enough unpaired,
+    and something compared at all."""
+    return (c["paired"] > 0 and c["within_tol"] >= tol["within"] * c["host"] - 1e-9
+            and c["unpaired"] <= tol["unpaired"] * c["host"] + 1e-9)
 
 
 def load(path):
@@ -292,12 +317,19 @@ def main(argv=None) -> int:
     p.add_argument("--no-xnnpack", action="store_true", help="both sides without XNNPACK")
     p.add_argument("--cpu", default="cortex-a72", choices=sorted(CPUS),
                    help="the emulated core (QEMU_CPU): a72 is a Pi 4's, a76 a Pi 5's")
-    # int8 kernels may round differently per ISA: a few quantization steps (1/256) of a score
+    # LiteRT's int8 kernels round differently per ISA (XNNPACK's; the built-in ones, with
+    # --no-xnnpack, more so), and an activation one step off moves a score by steps of 1/255
+    # or lets NMS keep a neighbouring anchor: on 100 images, 85% of the detections >= 0.3
+    # were identical, 95% within 0.02 and IoU 0.9, AP 0.1663 vs 0.1665
     p.add_argument("--int8-score-tol", type=float, default=0.02,
-                   help="int8: largest score difference allowed (detections >= --score)")
-    p.add_argument("--int8-iou", type=float, default=0.99, help="int8: smallest IoU allowed")
+                   help="int8: a pair's largest score difference (detections >= --score)")
+    p.add_argument("--int8-iou", type=float, default=0.9, help="int8: a pair's smallest IoU")
+    p.add_argument("--int8-within", type=float, default=0.9,
+                   help="int8: fraction of detections that must pair within those bounds")
     p.add_argument("--int8-unpaired", type=float, default=0.05,
                    help="int8: fraction of detections allowed without a partner")
+    p.add_argument("--int8-ap", type=float, default=0.005,
+                   help="int8: largest difference of evaluate's AP")
     p.add_argument("--root", default=os.environ.get("PI_CHECK_ROOT", DEFAULT_ROOT),
                    help="the cached arm64 root (env PI_CHECK_ROOT)")
     p.add_argument("--mirror", default="http://deb.debian.org/debian")
@@ -340,19 +372,21 @@ def main(argv=None) -> int:
     for m in args.models:
         name, int8 = os.path.splitext(os.path.basename(m))[0], is_int8(m)
         tol = ({"min_iou": args.int8_iou, "max_score_diff": args.int8_score_tol,
-                "unpaired": args.int8_unpaired, "min_score": args.score} if int8
+                "within": args.int8_within, "unpaired": args.int8_unpaired,
+                "min_score": args.score, "max_ap_diff": args.int8_ap} if int8
                else FLOAT32_TOL)
         row = {"model": m, "kind": "int8" if int8 else "float32", "tolerance": tol}
         # both resize bit-exactly on every ISA (evaluate: INTER_AREA, detect: INTER_LINEAR_
         # EXACT), so the interpreters are compared; an empty side would compare nothing
         for what, f in (("evaluate", "detections"), ("detect", "detect")):
             c = compare(load(os.path.join(host_work, "out", f"{name}_{f}.json")),
-                        load(os.path.join(out, "arm64", f"{name}_{f}.json")),
-                        tol.get("min_score", 0.0))
-            row[what] = dict(c, passed=within(c, tol) and c["paired"] > 0)
+                        load(os.path.join(out, "arm64", f"{name}_{f}.json")), tol)
+            row[what] = dict(c, passed=within(c, tol))
             ok &= row[what]["passed"]
         row["AP"] = {"x86_64": load(os.path.join(host_work, "out", f"{name}_eval.json"))["AP"],
                      "arm64": load(os.path.join(out, "arm64", f"{name}_eval.json"))["AP"]}
+        row["AP"]["passed"] = abs(row["AP"]["x86_64"] - row["AP"]["arm64"]) <= tol["max_ap_diff"]
+        ok &= row["AP"]["passed"]
         results.append(row)
     summary = {
         "tool": "benchmarks/pi_check.py", "root": root, "cached_root": build_s is None,
@@ -380,15 +414,15 @@ def format_table(s: dict) -> str:
              f"arm64 runs {sec['arm64_runs']:.0f} s, host runs {sec['host_runs']:.0f} s, "
              f"total {sec['total']:.0f} s)",
              f"{'model':<36} {'kind':<7} {'cmd':<8} {'dets x86/arm':>13} {'unpaired':>8} "
-             f"{'min IoU':>8} {'max dscore':>10} {'AP x86/arm':>13} ok"]
+             f"{'in bounds':>9} {'min IoU':>8} {'max dscore':>10} {'AP x86/arm':>13} ok"]
     for r in s["models"]:
         for what in ("detect", "evaluate"):
             c = r[what]
             lines.append(f"{os.path.basename(r['model']):<36} {r['kind']:<7} {what:<8} "
                          f"{c['host']:>6}/{c['arm64']:<6} {c['unpaired']:>8} "
-                         f"{c['min_iou']:>8.4f} {c['max_score_diff']:>10.2g} "
+                         f"{c['within_tol'] / max(c['host'], 1):>9.1%} {c['min_iou']:>8.4f} {c['max_score_diff']:>10.2g} "
                          f"{r['AP']['x86_64']:>6.3f}/{r['AP']['arm64']:<6.3f} "
-                         f"{'yes' if c['passed'] else 'NO'}")
+                         f"{'yes' if c['passed'] and r['AP']['passed'] else 'NO'}")
     for side, ms in s["benchmark_end_to_end_median_ms"].items():
         lines.append(f"benchmark {side}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()))
     lines.append(s["latency_note"])

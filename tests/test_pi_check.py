@@ -27,6 +27,30 @@ def test_readme_says_what_pi_check_runs():
     assert "make pi-check" in readme
 
 
+def _det(image, box, score, category=1):
+    return {"image_id": image, "category_id": category, "bbox": box, "score": score}
+
+
+def test_compare_pairs_by_image_and_class_and_holds_the_bounds():
+    tol = dict(pi_check.FLOAT32_TOL)
+    host = [_det(1, [87.80, 36.01, 15.23, 12.04], 0.5), _det(1, [0, 0, 50, 50], 0.9),
+            _det(2, [10, 10, 20, 20], 0.4, category=2)]
+    # a 15 px box 0.01 px off (the files' rounding: IoU 0.9987) is the same box
+    arm = [_det(1, [87.79, 36.01, 15.23, 12.04], 0.5001), _det(1, [0, 0, 50, 50], 0.9),
+           _det(2, [10, 10, 20, 20], 0.4, category=2)]
+    c = pi_check.compare(host, arm, tol)
+    assert c["paired"] == 3 and c["unpaired"] == 0 and c["within_tol"] == 3
+    assert c["min_iou"] == 1.0 and c["min_iou_raw"] < 0.999 and pi_check.within(c, tol)
+    arm[2] = _det(2, [10, 10, 20, 20], 0.4, category=3)  # another class: no partner
+    arm[1] = _det(1, [2, 0, 50, 50], 0.9)  # IoU 0.92: paired, not within float32's bounds
+    c = pi_check.compare(host, arm, tol)
+    assert (c["paired"], c["unpaired"], c["within_tol"]) == (2, 2, 1)
+    assert not pi_check.within(c, tol)
+    loose = dict(tol, min_iou=0.9, within=1 / 3, unpaired=1.0)
+    assert pi_check.within(pi_check.compare(host, arm, loose), loose)
+    assert not pi_check.within(pi_check.compare(host, [], loose), loose)  # nothing compared
+
+
 def _unreachable(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=10).close()
