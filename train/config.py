@@ -322,7 +322,7 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
 # ranges by field name, in every section (a list's items are checked like the list's field)
 _AT_LEAST_ONE = {"batch_size", "checkpoint_every", "keep_checkpoints", "log_every", "image_size",
                  "max_image_size", "extra_depths", "head_kernel_size", "conv_depth",
-                 "kernel_size", "pre_nms_top_k", "max_proposals", "max_detections_per_class",
+                 "kernel_size", "pre_nms_top_k", "max_detections_per_class",
                  "max_total_detections", "crop_size", "maxpool_kernel_size", "depth",
                  "num_bins", "max_boxes_per_image"}
 _POSITIVE = {"learning_rate", "depth_multiplier", "min_scale", "max_scale", "aspect_ratios",
