@@ -150,8 +150,9 @@ def build_root(root: str, mirror: str, log: str) -> float | None:
                "apt-get install python3-venv in the arm64 root")
     open(os.path.join(tmp, ".pi-check-ready"), "w").close()
     os.rename(tmp, root)
-    stage(f"arm64 root built in {time.time() - t:.0f} s")
-    return time.time() - t
+    seconds = time.time() - t
+    stage(f"arm64 root built in {seconds:.0f} s")
+    return seconds
 
 
 def install(root: str, log: str) -> float:
@@ -173,8 +174,9 @@ def install(root: str, log: str) -> float:
     stage(f"README: {' && '.join(INSTALL[1:])} (emulated; minutes the first time)")
     run_logged(root_cmd(root, "cd ~/frontier && " + " && ".join(INSTALL[1:]), env), log,
                'pip install ".[edge]" in the arm64 root')
-    stage(f"installed in {time.time() - t:.0f} s")
-    return time.time() - t
+    seconds = time.time() - t
+    stage(f"installed in {seconds:.0f} s")
+    return seconds
 
 
 def stage_inputs(models, data, split, images, dst):
@@ -259,12 +261,13 @@ def compare(host: list[dict], arm: list[dict], tol: dict) -> dict:
     ious, raw, px, diffs, unpaired = [], [], [], [], 0
     for d in sorted(host, key=lambda d: -d["score"]):
         cands = pool.get((d["image_id"], d["category_id"]), [])
-        best = max(cands, key=lambda c: iou(d["bbox"], c["bbox"]), default=None)
-        if best is None or iou(d["bbox"], best["bbox"]) < 0.5:
+        overlaps = [iou(d["bbox"], c["bbox"]) for c in cands]
+        i = max(range(len(cands)), key=overlaps.__getitem__, default=None)
+        if i is None or overlaps[i] < 0.5:
             unpaired += 1
             continue
-        cands.remove(best)
-        raw.append(iou(d["bbox"], best["bbox"]))
+        best = cands.pop(i)
+        raw.append(overlaps[i])
         px.append(box_diff_px(d["bbox"], best["bbox"]))
         ious.append(1.0 if px[-1] <= WRITTEN_PX else raw[-1])
         diffs.append(abs(d["score"] - best["score"]))
