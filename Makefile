@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# the export's metadata writer and the peer it is tested against; --no-deps: see setup.py
+MEDIAPIPE := $(shell sed -n 's/^MEDIAPIPE = "\(.*\)"/\1/p' setup.py)
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
@@ -11,6 +13,7 @@ LONG_DATA := data/shapes_large
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[train,edge,dev]"
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps $(MEDIAPIPE)
 	touch $(STAMP)
 
 install: $(STAMP)

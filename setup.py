@@ -21,6 +21,12 @@ TRAIN = [
     "matplotlib>=3.8,<4",
     "tqdm>=4.66,<5",
 ]
+# MediaPipe Tasks: writes the standard TFLite metadata at export (convert/tflite_metadata.py) and
+# is the peer the exports are tested against. Its pins (absl-py ~= 2.3, opencv-contrib-python)
+# clash with tensorflow-model-optimization's absl-py ~= 1.2 and our opencv-python-headless, so
+# beside TensorFlow the Makefile installs it with --no-deps (the writer and ObjectDetector import
+# neither); without TensorFlow, `pip install ".[edge,mediapipe]"` is fine.
+MEDIAPIPE = "mediapipe==1.2.3"
 DEV = ["pytest>=8,<10", "selenium==4.38.0",  # selenium: the android_demo browser test
        "hypothesis==6.155.2"]  # the fuzz tests (tests/test_fuzz_*.py)
 
@@ -33,5 +39,5 @@ setup(
     packages=find_packages(include=["train*", "convert*", "edge_runtime*", "benchmarks*"]),
     package_data={"train": ["configs/*.yaml"]},
     install_requires=[],
-    extras_require={"edge": EDGE, "train": TRAIN, "dev": DEV},
+    extras_require={"edge": EDGE, "train": TRAIN, "dev": DEV, "mediapipe": [MEDIAPIPE]},
 )

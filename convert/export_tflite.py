@@ -12,8 +12,10 @@ stage's NMS too: convert/builtin_nms.py), a fixed padded input (``--image-size``
 edge) and a fixed ``--num-proposals``.
 
 Every SSD ``.tflite`` ends in the fused ``TFLite_Detection_PostProcess`` op
-(``--no-postprocess``: raw box encodings and scores instead). Every export gets a sidecar ``<name>.json`` with the label map,
-input spec, NMS settings, anchors' provenance, export settings and the converter's check.
+(``--no-postprocess``: raw box encodings and scores instead). Every detection export carries the
+standard TFLite Model Metadata (labels, normalisation, outputs; what MediaPipe Tasks reads:
+convert/tflite_metadata.py) and gets a sidecar ``<name>.json`` with the label map, input spec,
+NMS settings, anchors' provenance, export settings and the converter's check.
 Nothing is left at ``--out`` unless every check passed.
 """
 from __future__ import annotations
@@ -98,9 +100,11 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
                   num_check_images: int | None = 8, check_split: str = "val",
                   postprocess: bool = True, qat_steps: int = 300,
                   qat_learning_rate: float = 3e-4, granularity: str = "per-channel",
-                  progress: bool = True) -> dict:
+                  progress: bool = True, model_info: dict | None = None) -> dict:
     """Converts ``source`` (an ExportSource) to ``out`` and returns the metadata written beside
-    it. Raises ExportError (nothing written at ``out``) on bad input or a failed check."""
+    it; the model carries the standard TFLite metadata (:func:`_embed_metadata`; ``model_info``:
+    its version, author and licence). Raises ExportError (nothing written at ``out``) on bad
+    input, a failed metadata step or a failed check."""
     from convert.qat import finetune
     from convert.quantize import calibration_images as load_calibration
     from edge_runtime.detector import Detector
@@ -156,6 +160,15 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
                                       or abs(scale - 1.0) > 1e-6 or zero_point != 0):
             raise ExportError(f"{out}: integer input is {detector.input_dtype} scale {scale} "
                               f"zero point {zero_point}, expected raw uint8 pixels (1.0, 0)")
+        meta = metadata_lib.build(
+            source, mode=mode, postprocess=postprocess, input_dtype=str(detector.input_dtype),
+            input_quant={"scale": scale, "zero_point": zero_point} if scale else None,
+            export={**export_info, "operators": len(ops), "bytes": len(tflite),
+                    "seconds": round(time.time() - t0, 1)})
+        if postprocess:  # the check below runs on the very bytes written to --out
+            tflite = _embed_metadata(tflite, meta, out, tmp, **(model_info or {}))
+            detector = Detector(tmp)
+            meta["export"]["bytes"] = len(tflite)
         test_images = check_images(data, check_split, num_check_images, source.resizer)
         if postprocess:
             # TensorFlow's NMS is per class; the op's fast NMS is not, so only regular NMS in
@@ -165,11 +178,7 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         else:
             check = checks.raw_agreement(source, detector, test_images)
         check["data"] = os.path.abspath(data) if data else "rendered shapes images"
-        meta = metadata_lib.build(
-            source, mode=mode, postprocess=postprocess, input_dtype=str(detector.input_dtype),
-            input_quant={"scale": scale, "zero_point": zero_point} if scale else None,
-            export={**export_info, "operators": len(ops), "bytes": len(tflite),
-                    "seconds": round(time.time() - t0, 1)})
+        meta["export"]["seconds"] = round(time.time() - t0, 1)
         meta["check"] = check
         with open(tmp_meta, "w") as f:
             json.dump(meta, f, indent=1)
@@ -180,6 +189,37 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
             if os.path.exists(path):
                 os.remove(path)
     return meta
+
+
+def _embed_metadata(tflite: bytes, meta: dict, out: str, tmp: str, **model_info) -> bytes:
+    """``tflite`` with the standard TFLite metadata (convert/tflite_metadata.py), written to
+    ``tmp`` and read back by edge_runtime's reader, which must give ``meta`` again."""
+    from convert import tflite_metadata
+    from edge_runtime.metadata import RECORD_FILE, embedded_metadata
+
+    record = {k: v for k, v in meta.items() if k not in ("labels", "check")}
+    record["input"] = {k: v for k, v in meta["input"].items() if k not in ("mean", "std")}
+    # the file's size and the export's duration are known only after this: the sidecar's
+    record["export"] = {k: v for k, v in meta["export"].items() if k not in ("bytes", "seconds")}
+    try:
+        model = tflite_metadata.embed(
+            tflite, labels=meta["labels"], mean=meta["input"]["mean"], std=meta["input"]["std"],
+            output_tensors=tflite_metadata.signature_outputs(tflite), record=record,
+            **tflite_metadata.general_info(meta, **model_info))
+    except tflite_metadata.MetadataError as e:
+        raise ExportError(f"{out}: cannot write its TFLite metadata: {e}") from None
+    with open(tmp, "wb") as f:
+        f.write(model)
+    try:
+        back = embedded_metadata(tmp)
+    except ValueError as e:
+        raise ExportError(f"{out}: the embedded metadata does not read back: {e}") from None
+    if back is None or back.get("labels") != meta["labels"] or any(
+            back.get(k) != v for k, v in record.items() if k != "input") or any(
+            back["input"].get(k) != v for k, v in meta["input"].items()):
+        raise ExportError(f"{out}: the embedded metadata ({RECORD_FILE}, labels, "
+                          "normalisation) does not read back as written")
+    return model
 
 
 def export_saved_model(source, out: str) -> str:
@@ -253,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int,
                    help="two-stage models: the shorter edge M (the padded input scales with "
                         "it; must stay a multiple of the RPN's stride); SSD: M x M")
+    p.add_argument("--model-version", help="the metadata's model version (default: the "
+                                           "checkpoint and export date)")
+    p.add_argument("--author", help="the metadata's author (default: Frontier export)")
+    p.add_argument("--license", help="the metadata's licence of the model, e.g. Apache-2.0")
     p.add_argument("--qat-steps", type=int, default=300)
     p.add_argument("--qat-learning-rate", type=float, default=3e-4)
     p.add_argument("--no-progress", action="store_true")
@@ -300,7 +344,9 @@ def main(argv=None) -> int:
                              check_split=args.check_split, postprocess=not args.no_postprocess,
                              qat_steps=args.qat_steps, qat_learning_rate=args.qat_learning_rate,
                              granularity=args.granularity,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress,
+                             model_info={"version": args.model_version, "author": args.author,
+                                         "licence": args.license})
     except (ExportError, FileNotFoundError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -99,8 +99,9 @@ class Detector:
             raise ValueError(f"{self.model_path}: input shape {list(self._input['shape'])} has "
                              "no pixels (a corrupt model?)")
         meta_in = self.metadata.get("input") or {}
-        self.mean = float(meta_in.get("mean", 127.5))
-        self.std = float(meta_in.get("std", 127.5))
+        # a number, or one per channel (standard metadata of models made elsewhere)
+        self.mean = np.asarray(meta_in.get("mean", 127.5), np.float32)
+        self.std = np.asarray(meta_in.get("std", 127.5), np.float32)
         self.labels = list(self.metadata.get("labels") or [])
         self.keep_aspect_ratio = meta_in.get("resize") == "keep_aspect_ratio"
         if self.keep_aspect_ratio:
@@ -193,8 +194,8 @@ class Detector:
             return image[None]
         if self.input_dtype == np.float32:  # in place: one pass instead of numpy's temporaries
             x = np.empty((1, self.height, self.width, 3), np.float32)
-            np.multiply(image, np.float32(1.0 / self.std), out=x[0], casting="unsafe")
-            x -= np.float32(self.mean / self.std)
+            np.multiply(image, np.float32(1.0) / self.std, out=x[0], casting="unsafe")
+            x -= self.mean / self.std
             return x
         raise ValueError(f"{self.model_path}: unsupported input dtype {self.input_dtype}")
 
