@@ -9,7 +9,8 @@ mediapipe`` (setup.py's ``mediapipe`` extra; beside TensorFlow the Makefile inst
 
 What MediaPipe does that edge_runtime does not: it resizes the whole image to the input with
 its own bilinear sampler (no aspect-kept letterbox for two-stage models: it stretches), rounds
-boxes to whole pixels, and takes its CPU thread count from its own defaults.
+boxes to whole pixels, merges detections of one box for several classes into one detection with
+several categories, and takes its CPU thread count from its own defaults.
 """
 from __future__ import annotations
 
@@ -58,11 +59,13 @@ class MediaPipeDetector:
         h, w = rgb.shape[:2]
         boxes, classes, scores = [], [], []
         for d in self.raw(rgb).detections:
-            b, c = d.bounding_box, d.categories[0]
-            boxes.append([b.origin_y / h, b.origin_x / w, (b.origin_y + b.height) / h,
-                          (b.origin_x + b.width) / w])
-            classes.append(self.labels.get(c.category_name, -1) if c.index is None else c.index)
-            scores.append(c.score)
+            b = d.bounding_box
+            for c in d.categories:  # one box kept for several classes comes back once
+                boxes.append([b.origin_y / h, b.origin_x / w, (b.origin_y + b.height) / h,
+                              (b.origin_x + b.width) / w])
+                classes.append(self.labels.get(c.category_name, -1) if c.index is None
+                               else c.index)
+                scores.append(c.score)
         order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
         return Detections(np.asarray(boxes, np.float32).reshape(-1, 4)[order].clip(0, 1),
                           np.asarray(classes, np.int32)[order],
@@ -102,3 +105,26 @@ def pair(a: Detections, b: Detections, iou_threshold: float = 0.5) -> list[tuple
             used_b.add(j)
             pairs.append((i, j, float(iou[i, j])))
     return pairs
+
+
+def as_mediapipe_reports(outputs: dict, height: int, width: int) -> set:
+    """The detections MediaPipe reports for a model's raw four outputs on an image of the
+    input's size, each as ``(origin_x, origin_y, width, height, score)``: its pixel boxes are
+    ``max(0, int(xmin * W))`` and ``int((xmax - xmin) * W)`` of the unclipped box (so a box
+    reaching past the left edge keeps its width and shifts right), scores as they are. With
+    these, MediaPipe's detections of our exports are reproduced exactly (tests/test_convert*.py)."""
+    n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
+    rows = np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n]
+    scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
+    out = set()
+    for (y0, x0, y1, x1), s in zip(rows.tolist(), scores.tolist()):
+        out.add((max(int(x0 * width), 0), max(int(y0 * height), 0), int((x1 - x0) * width),
+                 int((y1 - y0) * height), round(s, 5)))
+    return out
+
+
+def reports(peer: MediaPipeDetector, rgb: np.ndarray) -> set:
+    """MediaPipe's detections of ``rgb`` in the form of :func:`as_mediapipe_reports`."""
+    return {(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width,
+             d.bounding_box.height, round(c.score, 5))
+            for d in peer.raw(rgb).detections for c in d.categories}

@@ -99,3 +99,37 @@ def tiny_two_stage_config(meta_architecture: str = "faster_rcnn", **train_overri
                                         "batchnorm_momentum": 0.9},
                   meta_architecture: section},
         "train": train})
+
+
+def mediapipe_agrees(model_path: str, images) -> int:
+    """Runs an export, as written, in MediaPipe Tasks' ObjectDetector and asserts that on each
+    image (resized here to the model's input, so neither side resizes) it reports exactly the
+    model's own detections (edge_runtime.mediapipe_peer.as_mediapipe_reports); returns how many
+    it compared. The labels must come from the model: MediaPipe names every class."""
+    import cv2
+
+    from edge_runtime.detector import Detector
+    from edge_runtime.mediapipe_peer import MediaPipeDetector, as_mediapipe_reports, reports
+
+    det = Detector(model_path, num_threads=1)
+    compared = 0
+    with MediaPipeDetector(model_path, det.labels, score_threshold=0.0) as peer:
+        for rgb in images:
+            rgb = cv2.resize(rgb, (det.width, det.height), interpolation=cv2.INTER_AREA)
+            det.invoke(det.to_input(rgb))
+            mine = as_mediapipe_reports(det.raw_outputs(), det.height, det.width)
+            theirs = reports(peer, rgb)
+            if det.input_dtype == np.float32:
+                assert theirs == mine, (sorted(theirs - mine)[:3], sorted(mine - theirs)[:3])
+            else:  # LiteRT's int8 kernels may round a score a 1/256 step apart between runs
+                left = sorted(theirs)
+                for m in sorted(mine):
+                    near = [t for t in left if max(abs(a - b) for a, b in zip(t[:4], m[:4])) <= 1
+                            and abs(t[4] - m[4]) <= 2 / 256 + 1e-5]
+                    assert near, (m, left[:3])
+                    left.remove(near[0])
+                assert not left, left[:3]
+            named = {c.category_name for d in peer.raw(rgb).detections for c in d.categories}
+            assert named <= set(det.labels), named
+            compared += len(mine)
+    return compared

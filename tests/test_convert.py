@@ -1,6 +1,7 @@
 """convert/export_tflite.py on a tiny trained SSD: every mode, the fused op, parity, bad input."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import stat
@@ -15,7 +16,8 @@ from convert.postprocess_op import OP_NAME, center_size_anchors, implements_sign
 from convert.sources import ExportError
 from edge_runtime import Detector
 from edge_runtime.interpreter import make_interpreter, op_names
-from tests.helpers import make_dataset, tiny_config
+from edge_runtime.metadata import embedded_metadata
+from tests.helpers import make_dataset, mediapipe_agrees, tiny_config
 from train.config import save_config
 
 
@@ -116,6 +118,7 @@ def test_quantized_modes(source, data, tmp_path, mode):
     if mode == "qat":
         assert meta["export"]["qat"]["steps"] == 3 and meta["export"]["qat"]["skipped_layers"] == []
     assert len(det.detect(np.zeros((200, 300, 3), np.uint8)).scores) >= 0
+    assert mediapipe_agrees(out, _val_images(data)[:2]) >= 0  # raw pixels: mean 0, std 1
 
 
 @pytest.mark.slow  # make test stays under 15 min on 2 cores
@@ -314,3 +317,18 @@ def test_edge_runtime_scores_the_export_without_tensorflow(float32_export, data,
     from edge_runtime.coco import STAT_NAMES
     assert set(STAT_NAMES) <= set(report) and report["num_images"] == 4
     assert report["runtime"]["runtime"] == "litert"
+
+
+def _val_images(data):
+    from edge_runtime.images import read_image
+    return [read_image(p) for p in sorted(glob.glob(os.path.join(data, "val", "*.jpg")))]
+
+
+def test_mediapipe_runs_the_export_as_written(float32_export, data):
+    """MediaPipe Tasks' ObjectDetector loads the export with no extra step (the standard
+    metadata names labels, normalisation and outputs) and reports the model's detections."""
+    path, meta = float32_export
+    assert mediapipe_agrees(path, _val_images(data)) > 0
+    embedded = embedded_metadata(path)
+    assert embedded["labels"] == meta["labels"] and embedded["standard"]["version"]
+    assert embedded["category_ids"] == meta["category_ids"] and "check" not in embedded
