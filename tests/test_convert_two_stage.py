@@ -227,3 +227,17 @@ def test_proposals_of_one_image_need_no_loop():
                                                         **kw)).get_concrete_function(
         tf.TensorSpec([1, 50, 4]), tf.TensorSpec([1, 50, 2])).graph
     assert not any(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_mediapipe_runs_the_export_as_written(arch, exports, data):
+    """MediaPipe's ObjectDetector loads a two-stage export too and reports the model's own
+    detections. It stretches every image to the padded square input (it has no aspect-kept
+    letterbox), which costs AP next to edge_runtime: benchmarks/mediapipe_peer.py measures it."""
+    import glob
+
+    from edge_runtime.images import read_image
+    from tests.helpers import mediapipe_agrees
+
+    images = [read_image(p) for p in sorted(glob.glob(os.path.join(data, "val", "*.jpg")))]
+    assert mediapipe_agrees(exports[arch][0], images) > 0
