@@ -197,3 +197,19 @@ def test_corrupt_embedded_metadata_is_named(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "edge_runtime", "detect", str(path), str(image),
                           "--no-probe"], capture_output=True, text=True, cwd=ROOT)
     assert cli.returncode == 2 and "labelz.txt" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_readme_mediapipe_lines_run(tmp_path):
+    """README's MediaPipe Python block, word for word, on an export with embedded metadata."""
+    import re
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    block = re.search(r"<!-- mediapipe-python[^>]*-->\n```python\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "model_int8.tflite").write_bytes(_embed())
+    (tmp_path / "photo.jpg").write_bytes(open(os.path.join(
+        ROOT, "android_demo", "docs", "screenshot.png"), "rb").read())
+    code = block + "\ndetector.close()\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
