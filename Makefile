@@ -31,6 +31,8 @@ demo: $(STAMP)
 	$(PY) benchmarks/tf_latency.py --run runs/demo --json runs/demo/tf_benchmark.json
 	$(PY) -m edge_runtime benchmark runs/demo/model_float32.tflite runs/demo/model_int8.tflite \
 	  --threads 1,2 --json runs/demo/edge_benchmark.json --against runs/demo/tf_benchmark.json
+	$(PY) benchmarks/mediapipe_peer.py runs/demo/model_int8.tflite runs/demo/model_float32.tflite \
+	  --data $(DEMO_DATA) --images 100 --json runs/demo/mediapipe_peer.json
 	for m in float32 int8 qat_int8; do \
 	  $(PY) -m edge_runtime evaluate runs/demo/model_$$m.tflite --data $(DEMO_DATA) --json runs/demo/eval_model_$$m.json || exit 1; done
 	$(PY) -m edge_runtime detect runs/demo/model_float32.tflite $$(ls $(DEMO_DATA)/val/*.jpg | head -4) \

@@ -55,3 +55,15 @@ def test_no_plots_without_data(tmp_path):
     from train.report import _plots
 
     assert _plots(str(tmp_path), None, []) == []
+
+
+def test_mediapipe_row_comes_from_the_benchmarks_files(tmp_path):
+    from train.report import _mediapipe_peer
+    assert _mediapipe_peer(str(tmp_path)) == []
+    (tmp_path / "mediapipe_peer.json").write_text(json.dumps({"tool": "something else"}))
+    (tmp_path / "mediapipe_peer.md").write_text("| model | ... |\n| m.tflite | 0.81 |\n")
+    assert _mediapipe_peer(str(tmp_path)) == []
+    (tmp_path / "mediapipe_peer.json").write_text(
+        json.dumps({"tool": "benchmarks/mediapipe_peer.py"}))
+    lines = _mediapipe_peer(str(tmp_path))
+    assert lines[0].startswith("## The same models in MediaPipe") and "| m.tflite | 0.81 |" in lines[2]

@@ -76,6 +76,19 @@ def _latency(run_dir: str) -> list[str]:
     return lines + ["", f"{runs['warmup']} warm-up + {runs['runs']} timed frames per row.", ""]
 
 
+def _mediapipe_peer(run_dir: str) -> list[str]:
+    """edge_runtime beside MediaPipe's ObjectDetector (``mediapipe_peer.json`` and the table
+    ``benchmarks/mediapipe_peer.py`` writes beside it)."""
+    doc = _load(os.path.join(run_dir, "mediapipe_peer.json"))
+    table = os.path.join(run_dir, "mediapipe_peer.md")
+    if not isinstance(doc, dict) or doc.get("tool") != "benchmarks/mediapipe_peer.py" or \
+            not os.path.exists(table):
+        return []
+    with open(table) as f:
+        return ["## The same models in MediaPipe Tasks (`benchmarks/mediapipe_peer.py`)", "",
+                f.read().rstrip(), ""]
+
+
 NAMES = {"ssd": "SSD", "faster_rcnn": "Faster R-CNN", "rfcn": "R-FCN"}
 
 
@@ -212,6 +225,7 @@ def write_report(run_dir: str, two_stage_edge: list[str] = ()) -> str:
     lines += _proposal_sweep(run_dir)
     lines += _exported_models(run_dir, ev)
     lines += _latency(run_dir)
+    lines += _mediapipe_peer(run_dir)
     lines += _two_stage_edge(list(two_stage_edge))
     lines += _plots(run_dir, ev, train_log.get("history") or [])
     if train_log:
