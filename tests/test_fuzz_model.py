@@ -159,3 +159,43 @@ def test_mutated_sidecars_give_an_error_naming_the_file(server, workdir, scale):
     fuzz()
     tally.report(f"mutated sidecars x{scale}")
     assert tally["mutated sidecars"] >= 100 * scale and tally["hangs"] == 0
+
+
+def _with_metadata() -> tuple[bytes, np.ndarray]:
+    """The asset with standard metadata and frontier.json embedded (as exports carry them), and
+    the offsets to mutate: the metadata flatbuffer and the appended zip of associated files."""
+    from convert import tflite_metadata
+    from edge_runtime import tflite_metadata as reader
+
+    meta = json.loads(SIDECAR)
+    record = {k: v for k, v in meta.items() if k not in ("labels", "check")}
+    model = tflite_metadata.embed(
+        ORIGINAL, labels=meta["labels"], mean=0.0, std=1.0,
+        output_tensors=tflite_metadata.signature_outputs(ORIGINAL), record=record, name="fuzz",
+        description="fuzz", version="1", author="tests", licence="Apache-2.0")
+    buf = reader.metadata_buffer(model)
+    start = model.find(buf)
+    zip_start = model.find(b"PK\x03\x04")
+    return model, np.concatenate([np.arange(start, start + len(buf)),
+                                  np.arange(zip_start, len(model))])
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_mutated_embedded_metadata_gives_an_error_naming_the_file(server, workdir, scale):
+    """The standard metadata and its associated files, byte-mutated, through `detect` (no
+    sidecar: the embedded metadata is all the runtime has)."""
+    original, where = _with_metadata()
+    model, image, tally = str(workdir / "md.tflite"), str(workdir / "image.jpg"), Tally()
+    argv = ["detect", model, image, "--threads", "1", "--no-progress"]
+
+    @fuzz_settings(150, scale)
+    @given(mutated(original, where))
+    def fuzz(data):
+        with open(model, "wb") as f:
+            f.write(data)
+        tally["mutated models"] += 1
+        check_outcome(server(argv + ["--no-probe"]), model, tally, lambda: server(argv, 330))
+
+    fuzz()
+    tally.report(f"mutated embedded metadata x{scale}")
+    assert tally["mutated models"] >= 100 * scale and tally["hangs"] == 0
