@@ -3,6 +3,7 @@ from setuptools import find_packages, setup
 
 EDGE = [
     "ai-edge-litert==2.3.0",
+    "flatbuffers>=24.3.25,<26",  # edge_runtime/tflite_metadata.py reads the embedded metadata
     "numpy>=1.26,<3",
     "opencv-python-headless>=4.9,<6",
     "pycocotools==2.0.11",

@@ -2,8 +2,8 @@
 
 The metadata is a flatbuffer (``metadata_schema.fbs``, file identifier "M001") in the buffer that
 the model's ``metadata`` entry "TFLITE_METADATA" names; its associated files (labels.txt, ...)
-are a zip archive appended to the model. The model table is read with LiteRT's generated
-schema; the metadata tables with the ``flatbuffers`` runtime and the schema's field order
+are a zip archive appended to the model. The model and metadata tables are read with the
+``flatbuffers`` runtime (setup.py's edge extra) and the schemas' field order
 (a table's field ``i`` sits at vtable slot ``4 + 2 i``; a union takes two slots, type first):
 
     ModelMetadata      0 name, 1 description, 2 version, 3 subgraph_metadata, 4 author,
@@ -81,18 +81,32 @@ def _union(t: Table, i: int) -> tuple[int, Table | None]:
 
 
 def metadata_buffer(model: bytes) -> bytes | None:
-    """The TFLITE_METADATA buffer of a model flatbuffer, or None."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    m = schema.Model.GetRootAsModel(model, 0)
-    for k in range(m.MetadataLength()):
-        entry = m.Metadata(k)
-        if entry.Name() and entry.Name().decode("utf-8", "replace") == METADATA_NAME:
-            b = m.Buffers(entry.Buffer())
-            if b.Offset() > 1:  # models over 2 GB keep buffers after the flatbuffer
-                return bytes(model[b.Offset():b.Offset() + b.Size()])
-            return b.DataAsNumpy().tobytes() if b.DataLength() else b""
+    """The TFLITE_METADATA buffer of a model flatbuffer, or None (schema.fbs: Model 4 buffers,
+    6 metadata; Metadata 0 name, 1 buffer; Buffer 0 data, 1 offset, 2 size)."""
+    root = _table(model, flatbuffers.encode.Get(flatbuffers.packer.uoffset, model, 0))
+    buffers = _tables(root, 4)
+    for entry in _tables(root, 6):
+        if _string(entry, 0) != METADATA_NAME:
+            continue
+        o = _field(entry, 1)
+        index = entry.Get(flatbuffers.number_types.Uint32Flags, o + entry.Pos) if o else 0
+        if index >= len(buffers):
+            raise ValueError(f"{METADATA_NAME} names buffer {index} of {len(buffers)}")
+        b = buffers[index]
+        offset, size = _ulong(b, 1), _ulong(b, 2)
+        if offset > 1:  # models over 2 GB keep buffers after the flatbuffer
+            return bytes(model[offset:offset + size])
+        o = _field(b, 0)
+        if not o:
+            return b""
+        start = b.Vector(o)
+        return bytes(model[start:start + b.VectorLen(o)])
     return None
+
+
+def _ulong(t: Table, i: int) -> int:
+    o = _field(t, i)
+    return t.Get(flatbuffers.number_types.Uint64Flags, o + t.Pos) if o else 0
 
 
 def _associated(tables: list[Table]) -> list[dict]:

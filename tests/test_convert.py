@@ -276,6 +276,20 @@ def test_failed_check_keeps_the_previous_file(source, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]
 
 
+def test_labels_the_metadata_cannot_hold_fail_the_export(source, tmp_path, monkeypatch):
+    """A failed metadata step fails the export: nothing at --out, the old files kept."""
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"previous model")
+    names = list(source.labels["category_names"])
+    monkeypatch.setitem(source.labels, "category_names", [names[0]] * len(names))
+    with pytest.raises(ExportError, match=r"model\.tflite: cannot write its TFLite metadata: "
+                                          r"label 1 .* is a duplicate"):
+        export_lib.export_tflite(source, str(out), "float32", num_check_images=1,
+                                 progress=False)
+    assert out.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite"]
+
+
 def test_qat_leaves_layers_tfmot_cannot_quantize_in_float():
     import tf_keras as keras
 
