@@ -196,8 +196,8 @@ def check_schema(meta: dict, path: str) -> None:
         values = inp[key] if isinstance(inp.get(key), list) and len(inp[key]) == 3 else [
             inp.get(key)]
         if key in inp and not all(_number(v) and (key == "mean" or v != 0) for v in values):
-            bad(f"input.{key}", inp[key], "a finite number or three" +
-                (" (not 0)" if key == "std" else ""))
+            bad(f"input.{key}", inp[key], "a finite number" +
+                (" (not 0)" if key == "std" else "") + ", or three (one per channel)")
     if "resize" in inp and not isinstance(inp["resize"], str):
         bad("input.resize", inp["resize"], "a string")
     if inp.get("resize") == "keep_aspect_ratio":
