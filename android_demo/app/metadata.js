@@ -134,10 +134,12 @@ export async function embeddedMetadata(model, name) {
     throw new Error(`${where}: ${e instanceof ZipError ? `its associated files are unreadable (${e.message})` : e.message}`);
   }
   const read = async (file) => {
+    let data;
     try {
-      return new TextDecoder('utf-8', {fatal: true}).decode(await readEntry(file, files[file]));
+      data = await readEntry(file, files[file]);
+      return new TextDecoder('utf-8', {fatal: true}).decode(data);
     } catch (e) {
-      throw new Error(`${where}: ${file} is unreadable (${e.message})`);
+      throw new Error(`${where}: ${data ? `${file} is not UTF-8` : e.message}`);
     }
   };
   let meta = {};
