@@ -434,7 +434,8 @@ def _page_metadata(browser, path: str) -> dict:
         "const [b64, name, done] = arguments; import('./metadata.js').then(async (m) => {"
         "  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));"
         "  const buf = m.metadataBuffer(bytes);"
-        "  done({meta: await m.embeddedMetadata(bytes, name), parsed: buf && m.parseMetadata(buf)});"
+        "  done({meta: await m.embeddedMetadata(bytes, name),"
+        "        parsed: buf && m.parseMetadata(buf)});"
         "}).catch((e) => done({error: String(e.message || e)}))", data, os.path.basename(path))
 
 
@@ -506,7 +507,8 @@ def test_page_names_the_model_for_byte_mutated_metadata(browser, models):
         "    const old = edits.map(([p]) => bytes[p]);"
         "    for (const [p, v] of edits) bytes[p] = v;"
         "    try { await m.embeddedMetadata(bytes, 'fuzzed.tflite'); out.ok++; }"
-        "    catch (e) { if (e instanceof Error && e.message.startsWith('fuzzed.tflite: ')) out.named++;"
+        "    catch (e) {"
+        "      if (e instanceof Error && e.message.startsWith('fuzzed.tflite: ')) out.named++;"
         "                else out.other.push([edits, String(e)]); }"
         "    for (let k = edits.length - 1; k >= 0; k--) bytes[edits[k][0]] = old[k];"
         "  }"

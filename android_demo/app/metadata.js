@@ -131,7 +131,8 @@ export async function embeddedMetadata(model, name) {
     md = parseMetadata(buf);
     files = zipEntries(model);
   } catch (e) {
-    throw new Error(`${where}: ${e instanceof ZipError ? `its associated files are unreadable (${e.message})` : e.message}`);
+    const why = e instanceof ZipError ? `its associated files are unreadable (${e.message})` : e.message;
+    throw new Error(`${where}: ${why}`);
   }
   const read = async (file) => {
     let data;
@@ -147,15 +148,20 @@ export async function embeddedMetadata(model, name) {
     try {
       meta = JSON.parse(await read(RECORD_FILE));
     } catch (e) {
-      throw new Error(e.message.startsWith(where) ? e.message : `${where}: ${RECORD_FILE} is unreadable (${e.message})`);
+      throw new Error(e.message.startsWith(where) ? e.message
+        : `${where}: ${RECORD_FILE} is unreadable (${e.message})`);
     }
-    if (!isObject(meta) || meta.format !== FORMAT) throw new Error(`${where}: ${RECORD_FILE} is not Frontier model metadata`);
+    if (!isObject(meta) || meta.format !== FORMAT) {
+      throw new Error(`${where}: ${RECORD_FILE} is not Frontier model metadata`);
+    }
   }
-  const category = md.outputs.find((t) => t.name === 'category') || md.outputs.find((t) => labelsFile(t));
+  const category = md.outputs.find((t) => t.name === 'category')
+    || md.outputs.find((t) => labelsFile(t));
   const labels = labelsFile(category);
   if (labels !== null) {
     if (!Object.hasOwn(files, labels)) {
-      throw new Error(`${where}: output '${category.name}' names the label file '${labels}', which the model does not carry`);
+      throw new Error(`${where}: output '${category.name}' names the label file '${labels}', `
+        + 'which the model does not carry');
     }
     meta.labels = (await read(labels)).split('\n').map((line) => line.replace(/\r$/, ''));
     while (meta.labels.length && !meta.labels[meta.labels.length - 1]) meta.labels.pop();
@@ -166,7 +172,8 @@ export async function embeddedMetadata(model, name) {
     const values = image[key];
     if (values?.length) {
       if (values.length !== 1 && values.length !== 3) {
-        throw new Error(`${where}: input '${image.name}' has ${values.length} normalisation ${key} values, expected 1 or 3`);
+        throw new Error(`${where}: input '${image.name}' has ${values.length} normalisation ${key} `
+          + 'values, expected 1 or 3');
       }
       input[key] = values.every((x) => x === values[0]) ? values[0] : values;
     }
@@ -196,8 +203,12 @@ export function checkSchema(meta, where) {
   if (labels != null && !(Array.isArray(labels) && labels.every((x) => typeof x === 'string'))) {
     bad('labels', labels, 'a list of strings');
   }
-  if (ids != null && !(Array.isArray(ids) && ids.every(Number.isInteger))) bad('category_ids', ids, 'a list of integers');
-  if (labels != null && ids != null && labels.length !== ids.length) bad('category_ids', ids, `one id per label (${labels.length})`);
+  if (ids != null && !(Array.isArray(ids) && ids.every(Number.isInteger))) {
+    bad('category_ids', ids, 'a list of integers');
+  }
+  if (labels != null && ids != null && labels.length !== ids.length) {
+    bad('category_ids', ids, `one id per label (${labels.length})`);
+  }
   const input = meta.input || {};
   for (const key of ['mean', 'std']) {
     if (!(key in input)) continue;
