@@ -6,9 +6,11 @@
    the locked packages, or with ``--npm-ci``; ``--prefer-offline``, so a warm npm cache builds
    without the network);
 2. copies the app (``app/``), LiteRT.js's JS and WebAssembly from ``node_modules`` (no CDN), and
-   the exported models with their sidecar label maps: ``DIR/model_float32.tflite`` and
-   ``DIR/model_int8.tflite`` (``--models``, default ``runs/demo``, written by ``make demo``)
-   and/or explicit ``--model`` files; finding none is an error that says what to run;
+   the exported models: ``DIR/model_float32.tflite`` and ``DIR/model_int8.tflite``
+   (``--models``, default ``runs/demo``, written by ``make demo``) and/or explicit ``--model``
+   files; finding none is an error that says what to run. A model carries its labels and
+   normalisation in its embedded TFLite metadata (the app reads them there); its ``.json``
+   sidecar is copied too when there is one (older exports have only that);
 3. writes ``build-info.json`` (models, LiteRT.js version), the icons, and the service worker's
    list of files to cache for offline use.
 The output is assembled in a temporary folder and renamed over ``--out`` at the end.
@@ -25,6 +27,7 @@ import struct
 import subprocess
 import sys
 import time
+import zipfile
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,6 +118,19 @@ def find_models(models_dir: str | None, files: list[str]) -> list[tuple[str, str
     return found
 
 
+def embedded_record(path: str) -> tuple[list[str], dict]:
+    """(names of the associated files, Frontier's frontier.json or {}) appended to a model by
+    its metadata writer (a zip archive; the app reads the metadata itself, this is for the
+    build's log and menu)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            record = json.loads(z.read("frontier.json")) if "frontier.json" in names else {}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        return [], {}
+    return names, record if isinstance(record, dict) else {}
+
+
 def copy_models(dst: str, models: list[tuple[str, str]]) -> list[dict]:
     os.makedirs(os.path.join(dst, "models"))
     entries = []
@@ -123,16 +139,21 @@ def copy_models(dst: str, models: list[tuple[str, str]]) -> list[dict]:
         shutil.copy(path, os.path.join(dst, "models", name))
         sidecar = os.path.splitext(path)[0] + ".json"
         meta = None
-        if os.path.isfile(sidecar):
+        if os.path.isfile(sidecar):  # not needed with embedded metadata, checked against it
             with open(sidecar) as f:
                 meta = json.load(f)
             shutil.copy(sidecar, os.path.join(dst, "models", os.path.basename(sidecar)))
+        files, record = embedded_record(path)
         size = os.path.getsize(path)
-        quant = (meta or {}).get("export", {}).get("quantize", model_id)
+        quant = ((meta or record).get("export") or {}).get("quantize", model_id)
         entries.append({"id": model_id, "name": name, "file": f"models/{name}",
                         "meta": f"models/{os.path.basename(sidecar)}" if meta else None,
+                        "embedded": files,
                         "bytes": size, "label": f"{quant} · {name} ({size / 1e6:.1f} MB)"})
-        log(f"model {name} ({size / 1e6:.2f} MB){'' if meta else ' without sidecar metadata'}")
+        where = [f"embedded metadata ({', '.join(files)})" if files else "",
+                 "sidecar" if meta else ""]
+        log(f"model {name} ({size / 1e6:.2f} MB): "
+            + (" + ".join(w for w in where if w) or "no metadata: classes will be numbered"))
     return entries
 
 
@@ -208,7 +229,7 @@ def build(out: str, models_dir: str | None = None, model_files=(), force_npm: bo
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", help="folder with model_float32.tflite / model_int8.tflite "
-                   "(+ .json sidecars); default runs/demo")
+                   "(and their .json sidecars, if any); default runs/demo")
     p.add_argument("--model", action="append", default=[],
                    help="a .tflite to bundle (its .json sidecar too, if any); repeatable")
     p.add_argument("--out", default=os.path.join(HERE, "dist"))

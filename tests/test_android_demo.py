@@ -1,18 +1,23 @@
 """android_demo in a real browser: headless Chromium with a fake camera playing a rendered clip.
 
-The app is built (android_demo/build.py) with the int8 test model, served on 127.0.0.1, and
-opened in Debian's Chromium, whose fake camera plays a ``.y4m`` clip of the bundled dataset's
-objects. Checked: the page detects the clip's objects; on a still frame the first
-``num_detections`` outputs of LiteRT.js equal ai-edge-litert's, and the page's parsing (clip,
-drop zero-area boxes) equals edge_runtime's, there and on hand-made op outputs; the benchmark
-button downloads JSON in edge_runtime's benchmark schema; bad files and a refused camera give a
-message while the app keeps running; the service worker serves the app offline. A tiny Faster
-R-CNN ("resize": "keep_aspect_ratio"; trained 30 steps, exported to float32) is loaded into the
-same page too: on frames scaled and padded by edge_runtime its outputs equal ai-edge-litert's and
-the page maps the boxes back through the window as edge_runtime does; the page's own
-keep_aspect_ratio preprocess puts the frame top-left on black, and its scaled size equals
-``Detector.scaled_size``; (slow) the int8 export runs too. A screenshot is kept in the test's
-tmp dir and in ``android_demo/test-artifacts/screenshot.png``.
+The app is built (android_demo/build.py) with the int8 test model carrying the standard TFLite
+metadata, as every export now does, and no sidecar; served on 127.0.0.1 and opened in Debian's
+Chromium, whose fake camera plays a ``.y4m`` clip of the bundled dataset's objects. Checked:
+the page detects the clip's objects and names them from the embedded labels; on a still frame
+the first ``num_detections`` outputs of LiteRT.js equal ai-edge-litert's, and the page's
+detections (clip, drop zero-area boxes, labels) equal edge_runtime's, there and on hand-made op
+outputs; the page's metadata reader gives edge_runtime's dict (Frontier's metadata, MediaPipe's
+stock metadata with per-channel normalisation, deflated associated files); a model made
+elsewhere gets its class names; a sidecar that disagrees is named, one that agrees or stands
+alone (older exports) is read; the benchmark button downloads JSON in edge_runtime's benchmark
+schema; bad files and a refused camera give a message while the app keeps running; the service
+worker serves the app offline. A tiny Faster R-CNN ("resize": "keep_aspect_ratio"; trained 30
+steps, exported to float32) is loaded into the same page too, without its sidecar (the resize
+rule comes from its embedded frontier.json): on frames scaled and padded by edge_runtime its
+outputs equal ai-edge-litert's and the page maps the boxes back through the window as
+edge_runtime does; the page's own keep_aspect_ratio preprocess puts the frame top-left on black,
+and its scaled size equals ``Detector.scaled_size``; (slow) the int8 export runs too.
+Screenshots are kept in the test's tmp dir and in ``android_demo/test-artifacts/``.
 Skips (with the reason) only where Chromium, chromedriver, selenium or npm are missing.
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import functools
 import http.server
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -29,6 +35,7 @@ import signal
 import threading
 import time
 import types
+import zipfile
 
 import cv2
 import numpy as np
@@ -44,6 +51,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
          "--window-size=900,1000")
 WATCHDOG_S = 150  # the module's browser session, less model training; nothing may hang the suite
+ELSEWHERE = ["cat", "dog", "bird", "fish", "cow", "hen", "fox", "owl"]  # another tool's names
 
 
 def _find(*names):
@@ -159,6 +167,53 @@ def clip(tmp_path_factory):
     return path, frames, truth
 
 
+def _asset_sidecar() -> dict:
+    with open(os.path.splitext(MODEL)[0] + ".json") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The test model with the standard TFLite metadata embedded: ``embedded`` as convert/
+    embeds it (labels.txt, frontier.json from the model's sidecar), alone in its folder;
+    ``elsewhere`` with MediaPipe's stock detector metadata only (another tool's labels, no
+    frontier.json, no sidecar); ``per_channel`` likewise with one mean/std per channel;
+    ``deflated``: ``embedded`` with its associated files re-zipped compressed."""
+    import io
+    import zipfile
+
+    from convert import tflite_metadata as writer
+    from convert.export_tflite import _embed_metadata  # the exporter's own step, read back
+
+    _, _, mw = writer._writer_modules()  # first: it supplies MediaPipe's missing helper
+    from mediapipe.tasks.python.metadata.metadata_writers import object_detector
+
+    root = tmp_path_factory.mktemp("android_models")
+    with open(MODEL, "rb") as f:
+        model = f.read()
+    os.makedirs(root / "embedded")
+    out = types.SimpleNamespace(embedded=str(root / "embedded" / os.path.basename(MODEL)))
+    embedded = _embed_metadata(model, _asset_sidecar(), out.embedded, out.embedded,
+                               version="test", author="tests", licence="Apache-2.0")
+    for name, mean, std in (("elsewhere", [0.0], [1.0]),
+                            ("per_channel", [127.5, 120.0, 110.25], [127.5, 60.0, 50.0])):
+        stock, _ = object_detector.MetadataWriter.create_for_models_with_nms(
+            bytearray(model), mean, std, mw.Labels().add(ELSEWHERE)).populate()
+        setattr(out, name, str(root / f"{name}.tflite"))
+        with open(getattr(out, name), "wb") as f:
+            f.write(bytes(stock))
+    with zipfile.ZipFile(io.BytesIO(embedded)) as z:
+        start = min(i.header_offset for i in z.infolist())
+        packed = io.BytesIO()
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as w:
+            for name in z.namelist():
+                w.writestr(name, z.read(name))
+    out.deflated = str(root / "deflated.tflite")
+    with open(out.deflated, "wb") as f:
+        f.write(embedded[:start] + packed.getvalue())
+    return out
+
+
 def _build_module():
     """android_demo/build.py as a module (not `import build`: other packages say build)."""
     spec = importlib.util.spec_from_file_location(
@@ -181,14 +236,15 @@ def test_build_without_models_says_what_to_run(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """The built app (int8 test model) served on 127.0.0.1: (url, dist folder)."""
+def app(tmp_path_factory, models):
+    """The built app (the int8 test model with embedded metadata, no sidecar) served on
+    127.0.0.1: (url, dist folder)."""
     if not os.path.isdir(os.path.join(ROOT, "android_demo", "node_modules", "@litertjs")) \
             and not _find("npm"):
         pytest.skip("npm not found: Node.js 20+ with npm is needed to install LiteRT.js for "
                     "android_demo")
     dist = _build_module().build(str(tmp_path_factory.mktemp("android_build") / "dist"),
-                                 model_files=[MODEL])  # the test model, named explicitly
+                                 model_files=[models.embedded])  # named explicitly
     server = _serve(dist)
     yield f"http://127.0.0.1:{server.server_address[1]}/", dist
     server.shutdown()
@@ -240,11 +296,19 @@ def browser(app, clip, tmp_path_factory):
                 _kill_tree(pid)
 
 
-def test_page_detects_the_clip_objects_and_keeps_a_screenshot(browser, clip):
+def test_page_detects_the_clip_objects_and_keeps_a_screenshot(browser, clip, app):
     _, _, truth = clip
+    with open(os.path.join(app[1], "build-info.json")) as f:
+        bundled = json.load(f)["models"][0]  # the model alone: no sidecar needed
+    assert bundled["meta"] is None and sorted(bundled["embedded"]) == ["frontier.json",
+                                                                       "labels.txt"]
+    assert bundled["label"].startswith("int8 · ")  # from its frontier.json
     model = browser.execute_script("return window.frontier.model")
     assert model and model["dtype"] == "uint8" and model["numBoxes"] == 100, \
         browser.execute_script("return window.frontier.messages")
+    labels = _asset_sidecar()["labels"]  # from the model alone: the build bundled no sidecar
+    assert model["metadata"] == "embedded" and model["labels"] == labels
+    assert model["categoryIds"] == list(range(1, 9)) and model["title"].startswith("SSD")
     assert browser.execute_script("return window.frontier.cameraError") is None
     _wait(browser, "window.frontier.frames >= 12", 60, "12 processed camera frames")
     history = browser.execute_script("return window.frontier.history")
@@ -259,6 +323,7 @@ def test_page_detects_the_clip_objects_and_keeps_a_screenshot(browser, clip):
                         found.setdefault(cat, d["label"])
     categories = {cat for frame in truth for cat, _ in frame}
     assert set(found) == categories, (found, categories, history[-3:])
+    assert all(label == labels[cat - 1] for cat, label in found.items()), found
     stats = browser.find_element("id", "stats").text
     assert "FPS" in stats and "ms/frame" in stats and "invoke" in stats, stats
     _wait(browser, "window.frontier.lastDetections.length > 0", 20, "boxes on the last frame")
@@ -289,9 +354,12 @@ def _assert_same_outputs(got: dict, ref: dict) -> None:
         free[np.flatnonzero(close)[0]] = False
 
 
-def test_still_frame_outputs_equal_ai_edge_litert(browser, clip):
+def test_still_frame_outputs_equal_ai_edge_litert(browser, clip, models):
+    """... and the page's detections, labels included, equal edge_runtime's on the model with
+    embedded metadata and no sidecar."""
     from edge_runtime import Detector
-    det = Detector(MODEL)
+    det = Detector(models.embedded)
+    assert det.labels == _asset_sidecar()["labels"]
     for frame in clip[1][:40:13]:  # 4 frames: the objects in different places
         rgb = cv2.resize(frame, (det.width, det.height), interpolation=cv2.INTER_AREA)
         det.invoke(det.preprocess(rgb))
@@ -302,6 +370,16 @@ def test_still_frame_outputs_equal_ai_edge_litert(browser, clip):
         assert "error" not in got, got
         _assert_same_outputs(got, ref)
         _assert_same_detections(_page_parse(browser, got), det.parse(ref))
+        _assert_same_detections(_page_detections(browser, rgb), det.parse(ref), det)
+
+
+def _page_detections(browser, rgb: np.ndarray) -> list:
+    """The app's current model on ``rgb`` (the model's size): its detections, labels too."""
+    got = browser.execute_async_script(
+        "window.frontier.detectionsRgb(arguments[0]).then(arguments[1], "
+        "e => arguments[1]({error: String(e)}))", base64.b64encode(rgb.tobytes()).decode())
+    assert isinstance(got, list), got
+    return got
 
 
 def _page_parse(browser, outputs: dict, frame: dict | None = None) -> list:
@@ -315,12 +393,18 @@ def _page_parse(browser, outputs: dict, frame: dict | None = None) -> list:
     return got
 
 
-def _assert_same_detections(page: list, ref) -> None:
-    """The page's parsed detections equal edge_runtime's :class:`Detections` ``ref``."""
+def _assert_same_detections(page: list, ref, det=None) -> None:
+    """The page's parsed detections equal edge_runtime's :class:`Detections` ``ref`` (and
+    their labels and category ids those of edge_runtime's Detector ``det``, when given)."""
     assert len(page) == len(ref), (page, ref)
     if not page:
         return
     np.testing.assert_array_equal([d["classId"] for d in page], ref.classes)
+    if det is not None:
+        assert [d["label"] for d in page] == [det.label(int(c)) for c in ref.classes]
+        ids = det.metadata.get("category_ids")
+        assert [d["categoryId"] for d in page] == [ids[c] if ids else int(c) + 1
+                                                  for c in ref.classes]
     np.testing.assert_allclose([d["score"] for d in page], ref.scores, atol=1e-4)
     np.testing.assert_allclose([d["box"] for d in page], ref.boxes, atol=1e-4)
 
@@ -339,6 +423,181 @@ def test_page_drops_zero_area_boxes_as_edge_runtime_does(browser):
     page = _page_parse(browser, bars, {"x0": 0.125, "y0": 0.0, "sx": 4 / 3, "sy": 1.0})
     assert [d["classId"] for d in page] == [1]
     np.testing.assert_allclose(page[0]["box"], [0.2, 0.0, 0.6, 0.5], atol=1e-6)
+
+
+def _page_metadata(browser, path: str) -> dict:
+    """metadata.js on the bytes of ``path`` in the page: {meta: embeddedMetadata, parsed:
+    parseMetadata of its TFLITE_METADATA buffer (or None)} or {error}."""
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode()
+    return browser.execute_async_script(
+        "const [b64, name, done] = arguments; import('./metadata.js').then(async (m) => {"
+        "  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));"
+        "  const buf = m.metadataBuffer(bytes);"
+        "  done({meta: await m.embeddedMetadata(bytes, name),"
+        "        parsed: buf && m.parseMetadata(buf)});"
+        "}).catch((e) => done({error: String(e.message || e)}))", data, os.path.basename(path))
+
+
+def test_page_reads_the_embedded_metadata_as_edge_runtime_does(browser, models, tmp_path):
+    """metadata.js gives edge_runtime's embedded_metadata (and parse) dict, key for key: on
+    Frontier's metadata, on MediaPipe's stock metadata with a mean/std per channel, with the
+    associated files deflated, and None for a model without metadata; damaged label bytes
+    are named; per-channel normalisation feeds the input as edge_runtime's to_input does."""
+    from edge_runtime import Detector
+    from edge_runtime import tflite_metadata as standard
+    from edge_runtime.metadata import embedded_metadata
+
+    for path in (models.embedded, models.per_channel, models.deflated, MODEL):
+        got = _page_metadata(browser, path)
+        assert "error" not in got, (path, got)
+        assert got["meta"] == embedded_metadata(path), path
+        with open(path, "rb") as f:
+            buf = standard.metadata_buffer(f.read())
+        assert got["parsed"] == (buf and standard.parse(buf)), path
+    got = _page_metadata(browser, models.per_channel)["meta"]
+    assert got["labels"] == ELSEWHERE and "category_ids" not in got
+    assert got["input"] == {"mean": [127.5, 120.0, 110.25], "std": [127.5, 60.0, 50.0],
+                            "color": "RGB"}
+    with open(models.embedded, "rb") as f:
+        damaged = bytearray(f.read())
+    at = damaged.rfind(b"circle\ntriangle")  # the stored labels.txt
+    damaged[at] = ord("C")
+    (tmp_path / "damaged.tflite").write_bytes(bytes(damaged))
+    error = _page_metadata(browser, str(tmp_path / "damaged.tflite")).get("error", "")
+    assert "damaged.tflite: embedded TFLite metadata" in error and "labels.txt" in error \
+        and "CRC-32" in error, error
+
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 5, 3), np.uint8)
+    ref = types.SimpleNamespace(input_dtype=np.float32, height=4, width=5,
+                                mean=np.asarray(got["input"]["mean"], np.float32),
+                                std=np.asarray(got["input"]["std"], np.float32))
+    page = browser.execute_async_script(
+        "const [px, mean, std, done] = arguments; import('./detector.js').then((m) => {"
+        "  const out = new Float32Array(px.length); m.toInput(px, 3, out, mean, std);"
+        "  done(Array.from(out)); })", rgb.reshape(-1).tolist(), got["input"]["mean"],
+        got["input"]["std"])
+    np.testing.assert_allclose(page, Detector.to_input(ref, rgb).reshape(-1), rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_page_names_the_model_for_byte_mutated_metadata(browser, models):
+    """400 copies of the embedded model with 1-4 bytes changed in its metadata flatbuffer or
+    its appended zip (derandomized): metadata.js ends each with a result or an Error naming the
+    model, never another exception or a hang (the phone side of tests/test_fuzz_*)."""
+    from edge_runtime import tflite_metadata as standard
+    with open(models.embedded, "rb") as f:
+        model = f.read()
+    buf = standard.metadata_buffer(model)
+    with zipfile.ZipFile(io.BytesIO(model)) as z:
+        archive = min(i.header_offset for i in z.infolist())  # the zip, to the end
+    regions = [(model.find(buf), len(buf)), (archive, len(model) - archive)]
+    assert regions[0][0] > 0 and archive >= regions[0][0] + regions[0][1]
+    rng = np.random.default_rng(23)
+    cases = []
+    for k in range(400):
+        start, size = regions[k % 2]
+        cases.append([[int(start + rng.integers(size)), int(rng.integers(256))]
+                      for _ in range(rng.integers(1, 5))])
+    got = browser.execute_async_script(
+        "const [b64, cases, done] = arguments; import('./metadata.js').then(async (m) => {"
+        "  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));"
+        "  const out = {ok: 0, named: 0, other: []};"
+        "  for (const edits of cases) {"
+        "    const old = edits.map(([p]) => bytes[p]);"
+        "    for (const [p, v] of edits) bytes[p] = v;"
+        "    try { await m.embeddedMetadata(bytes, 'fuzzed.tflite'); out.ok++; }"
+        "    catch (e) {"
+        "      if (e instanceof Error && e.message.startsWith('fuzzed.tflite: ')) out.named++;"
+        "                else out.other.push([edits, String(e)]); }"
+        "    for (let k = edits.length - 1; k >= 0; k--) bytes[edits[k][0]] = old[k];"
+        "  }"
+        "  done(out);"
+        "}).catch((e) => done({error: String(e)}))",
+        base64.b64encode(model).decode(), cases)
+    assert "error" not in got and not got["other"], got
+    assert got["ok"] + got["named"] == 400 and got["named"] > 50 and got["ok"] > 50, got
+
+
+def _load_files(browser, *paths) -> dict:
+    """Picks ``paths`` in the app's file input (as a user does); the app's next message."""
+    before = len(browser.execute_script("return window.frontier.messages"))
+    browser.find_element("id", "file").send_keys("\n".join(str(p) for p in paths))
+    _wait(browser, f"window.frontier.messages.length > {before}", 30,
+          f"a message on {[os.path.basename(str(p)) for p in paths]}")
+    return browser.execute_script("return window.frontier.messages.slice(-1)[0]")
+
+
+def _restore_bundled_model(browser) -> None:
+    browser.execute_script("const s = document.getElementById('model');"
+                           "s.value = s.options[0].value; s.dispatchEvent(new Event('change'))")
+    _wait(browser, f"window.frontier.model.name === {json.dumps(os.path.basename(MODEL))} "
+          "&& window.frontier.model.metadata === 'embedded'", 30, "the bundled model again")
+
+
+def test_model_made_elsewhere_gets_its_class_names(browser, models, clip):
+    """A .tflite with only MediaPipe's stock metadata (no sidecar, no frontier.json), picked
+    from the phone's storage: the page names its classes from its labels.txt and finds what
+    edge_runtime finds; the camera view draws those names (screenshot kept)."""
+    from edge_runtime import Detector
+    try:
+        last = _load_files(browser, models.elsewhere)
+        assert last["level"] == "info" and "elsewhere.tflite" in last["text"] \
+            and "8 classes (metadata: embedded)" in last["text"], last
+        model = browser.execute_script("return window.frontier.model")
+        assert model["labels"] == ELSEWHERE and model["title"] == "ObjectDetector"
+        assert model["categoryIds"] is None and model["resize"] == "stretch"
+        det = Detector(models.elsewhere)
+        assert det.labels == ELSEWHERE
+        for frame in clip[1][:40:13]:
+            rgb = cv2.resize(frame, (det.width, det.height), interpolation=cv2.INTER_AREA)
+            det.invoke(det.preprocess(rgb))
+            ref = det.parse(det.raw_outputs())
+            assert len(ref) > 0
+            _assert_same_detections(_page_detections(browser, rgb), ref, det)
+        frames = browser.execute_script("return window.frontier.frames")
+        _wait(browser, f"window.frontier.frames > {frames + 3} && "
+              "window.frontier.lastDetections.length > 0", 30, "camera frames of that model")
+        drawn = browser.execute_script("return window.frontier.lastDetections")
+        assert {d["label"] for d in drawn} <= set(ELSEWHERE), drawn
+        shot = os.path.join(str(browser.tmp), "screenshot-elsewhere.png")
+        assert browser.save_screenshot(shot)
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shutil.copy(shot, os.path.join(ARTIFACTS, "screenshot-elsewhere.png"))
+    finally:
+        _restore_bundled_model(browser)
+
+
+def test_sidecar_is_held_to_the_embedded_metadata(browser, models, tmp_path):
+    """A .json picked with a model that carries metadata must agree with it: labels or
+    normalisation that differ are named (the sidecar, the model, the key), as edge_runtime's
+    read_metadata names them, and the running model stays; an agreeing one is read; an
+    older export (a sidecar and no embedded metadata) still gets its names from it."""
+    from edge_runtime.metadata import read_metadata
+    model = tmp_path / "stale.tflite"
+    shutil.copy(models.embedded, model)
+    meta = _asset_sidecar()
+    try:
+        for sidecar, key in (({**meta, "labels": meta["labels"][::-1]}, "'labels' is "),
+                             ({**meta, "input": {**meta["input"], "std": 2.0}},
+                              "'input.std' is 2")):
+            (tmp_path / "stale.json").write_text(json.dumps(sidecar))
+            with pytest.raises(ValueError, match=key):
+                read_metadata(str(model))
+            last = _load_files(browser, model, tmp_path / "stale.json")
+            assert last["level"] == "error" and last["text"].startswith("stale.json: " + key) \
+                and "embedded in stale.tflite" in last["text"], last
+            assert last["text"] in browser.find_element("id", "messages").text
+            assert browser.execute_script("return window.frontier.model.name") == \
+                os.path.basename(MODEL)
+        (tmp_path / "stale.json").write_text(json.dumps(meta))
+        last = _load_files(browser, model, tmp_path / "stale.json")
+        assert last["level"] == "info" and "(metadata: embedded + sidecar)" in last["text"], last
+        last = _load_files(browser, MODEL, os.path.splitext(MODEL)[0] + ".json")
+        model = browser.execute_script("return window.frontier.model")
+        assert model["metadata"] == "sidecar" and model["labels"] == meta["labels"], last
+    finally:
+        _restore_bundled_model(browser)
 
 
 @pytest.fixture(scope="module")
@@ -378,9 +637,9 @@ def two_stage(two_stage_run):
 
 def _two_stage_in_page(browser, model, key: str = "float32") -> dict:
     """Loads ``model`` (path, metadata) into the page beside the app's model (which keeps
-    running) as ``window.frontierTwoStage[key]``, once per page load; returns what the page read
-    of it."""
-    path, meta = model
+    running) as ``window.frontierTwoStage[key]``, once per page load, without its sidecar (the
+    model's embedded metadata is enough); returns what the page read of it."""
+    path, _ = model
     with open(path, "rb") as f:
         data = base64.b64encode(f.read()).decode()
     got = browser.execute_async_script(
@@ -390,9 +649,9 @@ def _two_stage_in_page(browser, model, key: str = "float32") -> dict:
         "  const d = all[key] ??= await m.Detector.load("
         "    Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), meta, name);"
         "  done({dtype: d.dtype, height: d.height, width: d.width, numBoxes: d.numBoxes,"
-        "        resize: d.resize});"
+        "        resize: d.resize, metadata: d.source});"
         "}).catch((e) => done({error: String(e.message || e)}))",
-        data, meta, os.path.basename(path), key)
+        data, None, os.path.basename(path), key)
     assert "error" not in got, got
     return got
 
@@ -435,7 +694,7 @@ def test_two_stage_outputs_on_padded_frames_equal_ai_edge_litert(browser, two_st
     det = Detector(path, interpolation="area")
     info = _two_stage_in_page(browser, two_stage)
     assert info == {"dtype": "float32", "height": 160, "width": 160, "numBoxes": 100,
-                    "resize": "keep_aspect_ratio"}
+                    "resize": "keep_aspect_ratio", "metadata": "embedded"}
     for frame in clip[1][:30:13]:  # 3 frames of 480 x 640: 120 x 160 at the top of 160 x 160
         padded = _padded(det, frame)
         assert det.window == (120 / 160, 1.0)
@@ -454,7 +713,7 @@ def test_two_stage_outputs_on_padded_frames_equal_ai_edge_litert(browser, two_st
 def test_two_stage_page_preprocess_scales_top_left_on_black(browser, two_stage, clip):
     """The camera path (canvas drawImage, not OpenCV's resampling): a 640 x 480 frame fills the
     top 120 rows of the 160 x 160 input, the rest is black, the frame maps the boxes back."""
-    _two_stage_in_page(browser, two_stage)
+    assert _two_stage_in_page(browser, two_stage)["resize"] == "keep_aspect_ratio"
     frame = clip[1][0]
     rgba = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])
     got = browser.execute_async_script(
@@ -471,15 +730,15 @@ def test_two_stage_page_preprocess_scales_top_left_on_black(browser, two_stage, 
     ref = cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA).astype(np.float64)
     diff = np.abs(x[:120] - ref)
     assert diff.mean() < 8, diff.mean()  # the same picture, resampled differently
-    path, meta = two_stage  # a sidecar without the sizes is refused with a message
-    bad = {**meta, "input": {k: v for k, v in meta["input"].items() if k != "min_dimension"}}
-    with open(path, "rb") as f:
+    meta = _asset_sidecar()  # an older export whose sidecar lacks the sizes: refused, named
+    bad = {**meta, "input": {**meta["input"], "resize": "keep_aspect_ratio"}}
+    with open(MODEL, "rb") as f:
         error = browser.execute_async_script(
             "const [b64, meta, done] = arguments; import('./detector.js').then((m) => m.Detector"
             ".load(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), meta, 'bad.tflite'))"
             ".then((d) => { d.delete(); done(null); }, (e) => done(String(e.message || e)))",
             base64.b64encode(f.read()).decode(), bad)
-    assert error and "bad.tflite" in error and "min_dimension" in error, error
+    assert error and "bad.json" in error and "input.min_dimension" in error, error
 
 
 @pytest.mark.slow

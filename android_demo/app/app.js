@@ -44,19 +44,24 @@ function message(text, level = 'info') {
 
 // ---- models ---------------------------------------------------------------------------------
 
-async function switchModel(bytes, meta, name) {
+/** Loads a model (its embedded metadata first; `sidecar`: its .json object or null, read from
+ * `sidecarFile`) and makes it the running one; a bad one leaves the current model running. */
+async function switchModel(bytes, sidecar, name, sidecarFile) {
   $('stats').textContent = `loading ${name}…`;
   try {
-    const det = await Detector.load(bytes, meta, name);
+    const det = await Detector.load(bytes, sidecar, name, sidecarFile);
     await exclusive(() => {
       const old = state.detector;
       state.detector = det;
       if (old) old.delete();
     });
     frontier.model = {name, dtype: det.dtype, height: det.height, width: det.width,
-      numBoxes: det.numBoxes, labels: det.labels, resize: det.resize};
+      numBoxes: det.numBoxes, labels: det.labels, resize: det.resize, metadata: det.source,
+      mean: det.mean, std: det.std, color: det.color, categoryIds: det.categoryIds,
+      title: det.meta.standard?.name ?? null};
+    const classes = det.labels.length ? `${det.labels.length} classes` : 'unnamed classes';
     message(`model ${name}: ${det.width}×${det.height} ${det.dtype} input (${det.resize}), `
-      + `${det.labels.length || 'unnamed'} classes, ${(det.bytes / 1e6).toFixed(2)} MB`);
+      + `${classes} (metadata: ${det.source}), ${(det.bytes / 1e6).toFixed(2)} MB`);
     return true;
   } catch (e) {
     message(`${e.message || e}${state.detector ? ` — still running ${state.detector.name}` : ''}`, 'error');
@@ -73,15 +78,17 @@ async function fetchBytes(url) {
 async function loadBundled(entry) {
   try {
     const bytes = await fetchBytes(entry.file);
-    const meta = entry.meta ? JSON.parse(new TextDecoder().decode(await fetchBytes(entry.meta))) : null;
-    return await switchModel(bytes, meta, entry.name);
+    // bundled only when the build found one: the model's embedded metadata is enough
+    const sidecar = entry.meta ? JSON.parse(new TextDecoder().decode(await fetchBytes(entry.meta))) : null;
+    return await switchModel(bytes, sidecar, entry.name, entry.meta?.split('/').pop());
   } catch (e) {
     message(`${entry.file}: cannot load (${e.message || e})`, 'error');
     return false;
   }
 }
 
-/** A .tflite (and optionally its .json sidecar) picked from the phone's storage. */
+/** A .tflite (and optionally its .json sidecar, for exports older than the embedded
+ * metadata) picked from the phone's storage. */
 async function loadFiles(files) {
   const list = [...files];
   const json = list.find((f) => f.name.toLowerCase().endsWith('.json'));
@@ -99,7 +106,7 @@ async function loadFiles(files) {
       return false;
     }
   }
-  return switchModel(new Uint8Array(await model.arrayBuffer()), meta, model.name);
+  return switchModel(new Uint8Array(await model.arrayBuffer()), meta, model.name, json?.name);
 }
 
 // ---- camera and the live loop ------------------------------------------------------------------
@@ -264,6 +271,12 @@ frontier.detectRgb = (base64) => exclusive(async () => {
   det.setRgb(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)));
   const out = await det.invoke();
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Array.from(v)]));
+});
+/** The current model's detections (labels and all, score >= 0) on RGB pixels as above. */
+frontier.detectionsRgb = (base64) => exclusive(async () => {
+  const det = state.detector;
+  det.setRgb(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)));
+  return det.parse(await det.invoke(), 0);
 });
 
 main();

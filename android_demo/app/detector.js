@@ -1,14 +1,15 @@
 // A .tflite detector run by LiteRT.js (WebAssembly, XNNPACK): frame in, detections out.
 //
 // Mirrors edge_runtime/detector.py: the input is stretched (SSD; or letterboxed, centred on
-// grey, if the sidecar says "resize": "letterbox…") to the model's [1, H, W, 3] input, or, for
+// grey, if the metadata says "resize": "letterbox…") to the model's [1, H, W, 3] input, or, for
 // "resize": "keep_aspect_ratio" (Faster R-CNN, R-FCN), scaled as in training and put at the
 // top-left of the input on black (zero) padding; given as raw uint8 pixels or float32
-// (pixel - mean) / std as the sidecar metadata says; the four outputs are read by their
-// signature names, and only the first num_detections rows are valid (LiteRT.js leaves the
-// rest uninitialised).
+// (pixel - mean) / std (per channel if the metadata says so); the four outputs are read by
+// their signature names, and only the first num_detections rows are valid (LiteRT.js leaves
+// the rest uninitialised). The metadata is the model's own (metadata.js), else its sidecar.
 import {loadLiteRt, loadAndCompile, Tensor, getGlobalLiteRt, supportsFeature} from './vendor/litertjs/core.js';
 import {isTflite, withStaticOutputShapes, OUTPUTS} from './tflite_patch.js';
+import {modelMetadata, sidecarName} from './metadata.js';
 
 let runtime = null;
 
@@ -77,18 +78,37 @@ export function parseOutputs(out, threshold = 0, frame = {x0: 0, y0: 0, sx: 1, s
   return dets;
 }
 
+/**
+ * Pixels (`stride` values each: 3 RGB, 4 RGBA) -> the model input `out` (H * W * 3): raw for
+ * a Uint8Array, else (pixel - mean[c]) / std[c] per channel c, as edge_runtime's to_input.
+ */
+export function toInput(px, stride, out, mean, std) {
+  const n = out.length / 3;
+  if (out instanceof Uint8Array) {
+    for (let i = 0, j = 0; i < n; i++, j += stride) {
+      out[3 * i] = px[j]; out[3 * i + 1] = px[j + 1]; out[3 * i + 2] = px[j + 2];
+    }
+    return;
+  }
+  const [a0, a1, a2] = std.map((s) => 1 / s);
+  const [b0, b1, b2] = mean.map((m, c) => m / std[c]);
+  for (let i = 0, j = 0; i < n; i++, j += stride) {
+    out[3 * i] = px[j] * a0 - b0; out[3 * i + 1] = px[j + 1] * a1 - b1; out[3 * i + 2] = px[j + 2] * a2 - b2;
+  }
+}
+
 export class Detector {
   /**
-   * bytes: Uint8Array of the .tflite; meta: its sidecar JSON object or null; name: for messages.
-   * Throws an Error naming the file and the problem for anything that is not a detector.
+   * bytes: Uint8Array of the .tflite; sidecar: its .json object or null (`sidecarFile`: that
+   * file's name); name: for messages. The metadata embedded in the model comes first; a
+   * sidecar that disagrees with it is an error. Throws an Error naming the file and the
+   * problem for anything that is not a detector.
    */
-  static async load(bytes, meta, name) {
+  static async load(bytes, sidecar, name, sidecarFile = sidecarName(name)) {
     if (!isTflite(bytes)) {
       throw new Error(`${name}: not a .tflite model (no "TFL3" file identifier)`);
     }
-    if (meta && meta.format !== 'frontier-detector') {
-      throw new Error(`${name}: its .json is not Frontier model metadata (no "format": "frontier-detector")`);
-    }
+    const {meta, source} = await modelMetadata(bytes, sidecar, name, sidecarFile);
     let fixed;
     try {
       fixed = withStaticOutputShapes(bytes, meta?.postprocess?.max_detections);
@@ -104,16 +124,17 @@ export class Detector {
       throw new Error(`${name}: LiteRT.js cannot load it (${e.message || e})`);
     }
     try {
-      return new Detector(model, meta, name, bytes.length, fixed.info.numBoxes);
+      return new Detector(model, meta, name, bytes.length, fixed.info.numBoxes, source);
     } catch (e) {
       model.delete();
       throw e;
     }
   }
 
-  constructor(model, meta, name, size, numBoxes) {
+  constructor(model, meta, name, size, numBoxes, source = meta ? 'sidecar' : 'none') {
     this.model = model;
     this.meta = meta || {};
+    this.source = source;  // where the metadata came from: embedded, embedded + sidecar, sidecar, none
     this.name = name;
     this.bytes = size;
     this.numBoxes = numBoxes;
@@ -134,8 +155,15 @@ export class Detector {
       throw new Error(`${name}: unsupported input dtype ${this.dtype} (uint8 or float32 only)`);
     }
     const mi = this.meta.input || {};
-    this.mean = this.dtype === 'float32' ? Number(mi.mean ?? 127.5) : 0;
-    this.std = this.dtype === 'float32' ? Number(mi.std ?? 127.5) : 1;
+    // one value or one per channel; uint8 models take raw pixels (their metadata says 0 and 1)
+    const channels = (v, dflt) => (Array.isArray(v) ? v.map(Number) : Array(3).fill(Number(v ?? dflt)));
+    this.mean = this.dtype === 'float32' ? channels(mi.mean, 127.5) : [0, 0, 0];
+    this.std = this.dtype === 'float32' ? channels(mi.std, 127.5) : [1, 1, 1];
+    this.color = String(mi.color ?? 'RGB');
+    if (this.color !== 'RGB') {  // the camera gives RGB; a grey model would silently see colour
+      throw new Error(`${name}: its metadata says the input colour space is ${this.color}; `
+        + 'this app feeds RGB camera frames');
+    }
     this.resize = String(mi.resize || 'stretch');
     this.letterbox = this.resize.startsWith('letterbox');
     this.keepAspectRatio = this.resize === 'keep_aspect_ratio';
@@ -143,11 +171,12 @@ export class Detector {
       this.minDimension = Number(mi.min_dimension);
       this.maxDimension = Number(mi.max_dimension);
       if (!(this.minDimension > 0 && this.maxDimension > 0)) {
-        throw new Error(`${name}: its .json says "resize": "keep_aspect_ratio" without positive `
+        throw new Error(`${name}: its metadata says "resize": "keep_aspect_ratio" without positive `
           + '"min_dimension" and "max_dimension"');
       }
     }
     this.labels = this.meta.labels || [];
+    this.categoryIds = this.meta.category_ids || null;  // COCO ids (frontier.json), else class + 1
     this.input = this.dtype === 'uint8' ? new Uint8Array(this.height * this.width * 3)
       : new Float32Array(this.height * this.width * 3);
     this.canvas = document.createElement('canvas');
@@ -194,19 +223,7 @@ export class Detector {
   }
 
   /** RGBA pixels (the model's size) -> the input tensor's data. */
-  setRgba(rgba) {
-    const x = this.input; const n = this.width * this.height;
-    if (this.dtype === 'uint8') {
-      for (let i = 0, j = 0; i < n; i++, j += 4) {
-        x[3 * i] = rgba[j]; x[3 * i + 1] = rgba[j + 1]; x[3 * i + 2] = rgba[j + 2];
-      }
-    } else {
-      const a = 1 / this.std; const b = this.mean / this.std;
-      for (let i = 0, j = 0; i < n; i++, j += 4) {
-        x[3 * i] = rgba[j] * a - b; x[3 * i + 1] = rgba[j + 1] * a - b; x[3 * i + 2] = rgba[j + 2] * a - b;
-      }
-    }
-  }
+  setRgba(rgba) { toInput(rgba, 4, this.input, this.mean, this.std); }
 
   /**
    * RGB uint8 pixels [H * W * 3] of exactly the model's size -> the input (no resizing); the
@@ -217,8 +234,7 @@ export class Detector {
     if (rgb.length !== this.input.length) {
       throw new Error(`expected ${this.height}x${this.width}x3 pixels, got ${rgb.length} values`);
     }
-    const a = 1 / this.std; const b = this.mean / this.std;
-    for (let i = 0; i < rgb.length; i++) this.input[i] = this.dtype === 'uint8' ? rgb[i] : rgb[i] * a - b;
+    toInput(rgb, 3, this.input, this.mean, this.std);
     this.frame = {x0: 0, y0: 0, sx: 1, sy: 1};
   }
 
@@ -239,9 +255,14 @@ export class Detector {
     return out;
   }
 
-  /** The valid rows above `threshold`: [{box: [ymin, xmin, ymax, xmax] of the source, classId, label, score}]. */
+  /**
+   * The valid rows above `threshold`: [{box: [ymin, xmin, ymax, xmax] of the source, classId,
+   * label, score, categoryId}] (categoryId as edge_runtime detect writes it).
+   */
   parse(out, threshold = 0) {
-    return parseOutputs(out, threshold, this.frame, (c) => this.label(c));
+    const dets = parseOutputs(out, threshold, this.frame, (c) => this.label(c));
+    for (const d of dets) d.categoryId = this.categoryIds?.[d.classId] ?? d.classId + 1;
+    return dets;
   }
 
   /** preprocess + invoke + parse of one frame, with the time of each stage in ms. */

@@ -8,6 +8,7 @@
 // N = max_detections * max_classes_per_detection read from the op's own options.
 //
 // Only what is needed of the schema (tensorflow/lite/schema/schema.fbs) is read here.
+import {Reader} from './flatbuffer.js';
 
 const MAGIC = 'TFL3';
 export const OUTPUTS = ['detection_boxes', 'detection_classes', 'detection_scores', 'num_detections'];
@@ -15,38 +16,6 @@ export const OUTPUTS = ['detection_boxes', 'detection_classes', 'detection_score
 /** True when the bytes carry the TFLite file identifier ("TFL3" at byte 4). */
 export function isTflite(bytes) {
   return bytes.length >= 8 && String.fromCharCode(...bytes.subarray(4, 8)) === MAGIC;
-}
-
-class Reader {
-  constructor(bytes) {
-    this.b = bytes;
-    this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-  u8(p) { return this.v.getUint8(p); }
-  u16(p) { return this.v.getUint16(p, true); }
-  i32(p) { return this.v.getInt32(p, true); }
-  u32(p) { return this.v.getUint32(p, true); }
-  root() { return this.u32(0); }
-  /** Absolute position of field `i` of the table at `t`, or 0 when absent. */
-  field(t, i) {
-    const vt = t - this.i32(t);
-    const off = 4 + 2 * i < this.u16(vt) ? this.u16(vt + 4 + 2 * i) : 0;
-    return off ? t + off : 0;
-  }
-  ref(p) { return p + this.u32(p); }  // follow a uoffset
-  /** [position of element 0, length] of the vector field `i` of table `t`. */
-  vector(t, i) {
-    const f = this.field(t, i);
-    if (!f) return [0, 0];
-    const v = this.ref(f);
-    return [v + 4, this.u32(v)];
-  }
-  table(vecStart, k) { return this.ref(vecStart + 4 * k); }
-  string(t, i) {
-    const [p, n] = this.vector(t, i);
-    return new TextDecoder().decode(this.b.subarray(p, p + n));
-  }
-  int(t, i, dflt = 0) { const f = this.field(t, i); return f ? this.i32(f) : dflt; }
 }
 
 /** The int entries of a FlexBuffer map (the custom options of TFLite_Detection_PostProcess). */
@@ -121,7 +90,7 @@ function postprocessBoxes(r, model, graph) {
   for (let k = 0; k < nOps; k++) {
     const op = r.table(ops, k);
     if (r.int(op, 0) !== code) continue;
-    const [p, n] = r.vector(op, 5);  // custom_options
+    const [p, n] = r.vector(op, 5, 1);  // custom_options (bytes)
     if (!n) return null;
     const opts = flexbufferIntMap(r.b.subarray(p, p + n));
     return (opts.max_detections || 0) * (opts.max_classes_per_detection || 1) || null;
