@@ -72,8 +72,10 @@ def _first_difference(embedded: dict, sidecar: dict, prefix: str = ""):
             found = _first_difference(mine, theirs, path + ".")
             if found:
                 return found
-        elif _number(mine) and _number(theirs):
-            if abs(mine - theirs) > 1e-6 * max(1.0, abs(theirs)):  # float32 in the flatbuffer
+        elif _numbers(mine) and _numbers(theirs):  # float32 in the flatbuffer: rounded
+            a, b = (v if isinstance(v, list) else [v] for v in (mine, theirs))
+            if len(a) != len(b) or any(abs(x - y) > 1e-6 * max(1.0, abs(y))
+                                       for x, y in zip(a, b)):
                 return path, mine, theirs
         elif mine != theirs:
             return path, mine, theirs
@@ -166,6 +168,11 @@ def read_sidecar(model_path: str) -> dict | None:
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _numbers(v) -> bool:
+    """A number or a list of them (per-channel mean/std)."""
+    return _number(v) or (isinstance(v, list) and bool(v) and all(map(_number, v)))
 
 
 def _int(v) -> bool:

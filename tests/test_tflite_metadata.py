@@ -8,6 +8,7 @@ import sys
 
 import flatbuffers
 import numpy as np
+import numpy as np
 import pytest
 
 from convert import tflite_metadata as writer
@@ -213,3 +214,15 @@ def test_readme_mediapipe_lines_run(tmp_path):
                           cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_per_channel_normalisation_is_compared_at_float32_precision(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(_embed(mean=0.0, std=1.0))
+    from edge_runtime.metadata import _first_difference
+    assert _first_difference({"input": {"mean": [0.1, 0.2, 0.3]}},
+                             {"input": {"mean": [float(np.float32(0.1)), 0.2, 0.3]}}) is None
+    assert _first_difference({"input": {"mean": [0.1, 0.2, 0.3]}},
+                             {"input": {"mean": [0.1, 0.2, 0.4]}})[0] == "input.mean"
+    assert _first_difference({"input": {"mean": [0.1, 0.2, 0.3]}},
+                             {"input": {"mean": 0.1}})[0] == "input.mean"
