@@ -75,7 +75,8 @@ def _benchmark(args):
     against = bench.load_report(args.against) if args.against else None
     report = bench.run_benchmark(args.model, threads, runs=args.runs, warmup=args.warmup,
                                  use_xnnpack=not args.no_xnnpack, delegate=args.delegate,
-                                 runtime=args.runtime, progress=not args.no_progress)
+                                 runtime=args.runtime, progress=not args.no_progress,
+                                 interpolation=args.interpolation)
     if against:
         report["against"] = {"file": args.against, "machine": against.get("machine"),
                              "rows": bench.compare(report, against)}
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write the full report here")
     b.add_argument("--against", help="a desktop benchmark JSON: print edge/desktop ratios")
     b.add_argument("--no-progress", action="store_true")
+    _resize_flag(b)
     _interpreter_flags(b, threads=False)
     b.set_defaults(func=_benchmark)
 

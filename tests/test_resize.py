@@ -64,4 +64,5 @@ def test_detector_and_cli_name_the_same_resizers():
         args = parser.parse_args([command, "m.tflite"] + (["x.jpg"] if command == "detect"
                                                           else []))
         assert args.interpolation == "linear"
+    assert parser.parse_args(["benchmark", "m.tflite"]).interpolation == "linear"
     assert parser.parse_args(["evaluate", "m.tflite", "--data", "d"]).interpolation == "area"
