@@ -6,19 +6,17 @@ desktop's detections, so the default must compute the same integers on every CPU
 
 - ``linear``: OpenCV's INTER_LINEAR_EXACT run on RGBA. INTER_LINEAR_EXACT computes its weights
   with software floating point (``cv::softdouble``) and interpolates in fixed point (8-bit
-  weights, one rounding at the end), so every ISA's SIMD path gives the same integers; its
-  3-channel horizontal pass has no SIMD kernel, its 4-channel one has, so the frame goes through
-  RGBA (two copies) and comes out with the very pixels of ``linear_exact`` in half the time
-  (benchmarks/resize_cost.py). :func:`bilinear_reference` is that arithmetic in numpy, and
-  tests/test_resize.py holds OpenCV to it.
+  weights, one rounding at the end), so every ISA's SIMD path gives the same integers
+  (:func:`bilinear_reference` is that arithmetic in numpy; tests/test_resize.py holds OpenCV
+  to it). Its horizontal pass is much slower on 3 channels than on 4, so the frame goes through
+  RGBA (two copies) and comes out with the very pixels of ``linear_exact``, sooner from
+  640x480 (from 1280x720 the copy eats the gain; benchmarks/resize_cost.py).
 - ``linear_exact``: INTER_LINEAR_EXACT on the 3-channel frame (the default before).
-- ``nearest``: INTER_NEAREST_EXACT, the cheapest. OpenCV documents integer source offsets
-  (:func:`nearest_reference`), but its x86 build hands the resize to Intel IPP, which picks
-  other source rows and columns for some ratios (640x480 -> 300x300), so it is not the same
-  on every CPU either.
-- ``linear_fast``: INTER_LINEAR; its SIMD/HAL rounding differs between x86 and ARM (one pixel
-  in six off by one), which changed detections on a Pi.
-- ``area``: INTER_AREA, what training and ``evaluate`` use.
+- ``nearest``: INTER_NEAREST_EXACT: integer source offsets, the cheapest, but it costs AP.
+- ``linear_fast``: INTER_LINEAR; its SIMD rounding differs between x86 and ARM (one pixel in
+  six off by one), which changed detections on a Pi.
+- ``area``: INTER_AREA, what training and ``evaluate`` use; float arithmetic, and up to 0.2%
+  of the values came out 1 off between x86 and emulated arm64.
 """
 from __future__ import annotations
 
@@ -78,17 +76,3 @@ def bilinear_reference(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out = (256 - wy1)[:, None, None] * rows[y0] + wy1[:, None, None] * rows[y1]
     return np.clip((out + (1 << 15)) >> 16, 0, 255).astype(np.uint8)
 
-
-def _nearest_taps(src: int, dst: int) -> np.ndarray:
-    """INTER_NEAREST_EXACT's source index per output position, in 16.16 fixed point: pixel
-    centres, as Pillow and scikit-image sample."""
-    step = ((src << 16) + dst // 2) // dst
-    return np.minimum((step // 2 - src % 2 + np.arange(dst, dtype=np.int64) * step) >> 16,
-                      src - 1)
-
-
-def nearest_reference(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """OpenCV's documented INTER_NEAREST_EXACT rule in numpy: ``[H, W, C]`` -> ``[height,
-    width, C]`` for ``size = (width, height)``."""
-    width, height = size
-    return image[_nearest_taps(image.shape[0], height)][:, _nearest_taps(image.shape[1], width)]

@@ -8,13 +8,12 @@ qemu are at hand). INTER_LINEAR, by contrast, misses the reference on this machi
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from edge_runtime.__main__ import INTERPOLATIONS, build_parser
 from edge_runtime.detector import Detector
-from edge_runtime.resize import RESIZERS, bilinear_reference, nearest_reference
+from edge_runtime.resize import RESIZERS, bilinear_reference
 
 # (source H, W) -> (output width, height): camera frames to SSD inputs, the bundled dataset's
 # sizes, 2x (OpenCV then averages 2x2 blocks), upscaling, one-pixel and tiny edges
@@ -48,13 +47,6 @@ def test_linear_takes_views_and_a_real_frame():
     # INTER_LINEAR rounds its own way (and differently on ARM): what the default avoids
     assert not np.array_equal(RESIZERS["linear_fast"](frame, (300, 300)),
                               bilinear_reference(frame, (300, 300)))
-
-
-def test_nearest_reference_is_opencvs_rule_where_opencv_follows_it():
-    image = np.random.default_rng(1).integers(0, 256, (321, 322, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(nearest_reference(image, (256, 256)),
-                                  cv2.resize(image, (256, 256),
-                                             interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 def test_detector_and_cli_name_the_same_resizers():
