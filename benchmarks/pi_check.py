@@ -4,16 +4,19 @@ Builds (once, cached outside the repository) an arm64 Debian bookworm root with 
 python3 and python3-venv, installs the project in it exactly as README's Pi section says
 (INSTALL below), runs ``python -m edge_runtime detect / evaluate / benchmark`` there and on this
 host on the same models and images, and compares the detections. Needs root (debootstrap,
-chroot, binfmt_misc) and the Debian mirror and PyPI. Latencies under emulation are NOT Pi
-figures; they only show that the benchmark runs.
+chroot, binfmt_misc), a Debian mirror (``--mirror``, else the one this machine's apt uses:
+:func:`debian_mirror`) and PyPI. Latencies under emulation are NOT Pi figures; they only show
+that the benchmark runs.
 
     sudo .venv/bin/python benchmarks/pi_check.py --models a_float32.tflite b_int8.tflite
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -44,7 +47,81 @@ FLOAT32_TOL = {"min_iou": 0.999, "max_score_diff": 5e-4, "within": 1.0, "unpaire
 # --cpu: qemu's CPU model -> (MIDR part number, boards with that core)
 CPUS = {"cortex-a53": ("0xd03", "Raspberry Pi 3 / Zero 2 W"),
         "cortex-a72": ("0xd08", "Raspberry Pi 4 / 400"), "cortex-a76": ("0xd0b", "Raspberry Pi 5")}
+# Debian release suites that debootstrap can start from (not -security, -updates, -backports)
+DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie", "forky", "sid", "oldstable",
+                 "stable", "testing", "unstable")
 T0 = time.time()
+
+
+def _one_line_sources(text: str) -> list[dict]:
+    """``deb [options] URI SUITE [COMPONENT...]`` lines (sources.list, *.list)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) < 3 or words[0] != "deb":
+            continue
+        i = 1
+        if words[1].startswith("["):  # [arch=amd64 signed-by=...]: may hold spaces
+            while i < len(words) and not words[i].endswith("]"):
+                i += 1
+            i += 1
+        if len(words) >= i + 2:
+            found.append({"uris": [words[i]], "suites": [words[i + 1]],
+                          "components": words[i + 2:]})
+    return found
+
+
+def _deb822_sources(text: str) -> list[dict]:
+    """Stanzas of a deb822 ``*.sources`` file: Types, URIs, Suites, Components (fields may
+    continue on indented lines), Enabled."""
+    found = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields, key = {}, None
+        for line in stanza.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0] in " \t" and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if ("deb" in fields.get("types", "").split()
+                and fields.get("enabled", "yes").lower() != "no"):
+            found.append({"uris": fields.get("uris", "").split(),
+                          "suites": fields.get("suites", "").split(),
+                          "components": fields.get("components", "").split()})
+    return found
+
+
+def apt_sources(etc: str = "/etc/apt") -> list[dict]:
+    """This machine's binary apt sources, in apt's order (``sources.list``, then
+    ``sources.list.d/*.list`` and ``*.sources`` by name): ``{"uris", "suites",
+    "components"}`` each; commented lines, ``deb-src`` and ``Enabled: no`` left out."""
+    files = [os.path.join(etc, "sources.list")] + sorted(
+        glob.glob(os.path.join(etc, "sources.list.d", "*.list"))
+        + glob.glob(os.path.join(etc, "sources.list.d", "*.sources")))
+    found = []
+    for path in files:
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        found += (_deb822_sources if path.endswith(".sources") else _one_line_sources)(text)
+    return found
+
+
+def debian_mirror(etc: str = "/etc/apt") -> str | None:
+    """The first http(s) source of :func:`apt_sources` that serves a Debian release suite
+    (DEBIAN_SUITES) with ``main``: the mirror debootstrap can fetch bookworm from. None if the
+    machine's apt has none (another distribution: pass ``--mirror``)."""
+    for source in apt_sources(etc):
+        if "main" in source["components"] and set(source["suites"]) & set(DEBIAN_SUITES):
+            for uri in source["uris"]:
+                if uri.startswith(("http://", "https://")):
+                    return uri.rstrip("/")
+    return None
 
 
 def die(message: str):
@@ -335,7 +412,8 @@ def main(argv=None) -> int:
                    help="int8: largest difference of evaluate's AP")
     p.add_argument("--root", default=os.environ.get("PI_CHECK_ROOT", DEFAULT_ROOT),
                    help="the cached arm64 root (env PI_CHECK_ROOT)")
-    p.add_argument("--mirror", default="http://deb.debian.org/debian")
+    p.add_argument("--mirror", help="the Debian archive debootstrap downloads arm64 bookworm "
+                   "from (default: the Debian mirror of this machine's apt sources)")
     p.add_argument("--out", default=os.path.join(REPO, "runs", "pi_check"))
     args = p.parse_args(argv)
     if not args.models:
@@ -349,7 +427,11 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(root), exist_ok=True)
     log = os.path.join(out, "pi_check.log")
     open(log, "w").close()
-    build_s = build_root(root, args.mirror, log)
+    mirror = args.mirror or debian_mirror()
+    if not mirror and not os.path.exists(os.path.join(root, ".pi-check-ready")):
+        die("no Debian mirror among this machine's apt sources (/etc/apt/sources.list, "
+            "sources.list.d/*.list, *.sources) to build the arm64 root from: pass --mirror URL")
+    build_s = build_root(root, mirror, log)
     write_cpuinfo(root, args.cpu)
     install_s = install(root, log)
 

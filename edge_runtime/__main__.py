@@ -16,7 +16,7 @@ def _evaluate(args):
                       detections_path=args.detections, num_threads=args.threads,
                       max_images=args.max_images, progress=not args.no_progress,
                       use_xnnpack=not args.no_xnnpack, delegate=args.delegate,
-                      runtime=args.runtime)
+                      runtime=args.runtime, interpolation=args.interpolation)
     print(report["coco_summary"], end="")
     print(f"{report['runtime']['runtime']} {report['runtime']['version']}: " + "  ".join(
         f"{k}={report[k]:.3f}" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium",
@@ -30,12 +30,16 @@ def _detector(args):
                     interpolation=args.interpolation)
 
 
-def _resize_flag(p):
-    p.add_argument("--interpolation", choices=("linear", "linear_fast", "area"),
-                   default="linear", help="resize to the model's input: linear (OpenCV "
-                   "INTER_LINEAR_EXACT: the same detections on x86 and ARM), linear_fast "
-                   "(INTER_LINEAR, ~0.4 ms less per 640x480 frame on x86, not bit-exact across "
-                   "CPUs) or area (as in training)")
+# the names of edge_runtime/resize.py's RESIZERS (not imported here: it loads OpenCV)
+INTERPOLATIONS = ("linear", "linear_exact", "nearest", "linear_fast", "area")
+
+
+def _resize_flag(p, default="linear"):
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default=default,
+                   help="resize to the model's input: linear (bilinear in fixed point: the same "
+                   "detections on x86 and ARM), linear_exact (the same pixels, slower), nearest, "
+                   "linear_fast (OpenCV INTER_LINEAR: rounds differently per CPU) or area (as in "
+                   "training); costs: benchmarks/resize_cost.py")
 
 
 def _detect(args):
@@ -71,7 +75,8 @@ def _benchmark(args):
     against = bench.load_report(args.against) if args.against else None
     report = bench.run_benchmark(args.model, threads, runs=args.runs, warmup=args.warmup,
                                  use_xnnpack=not args.no_xnnpack, delegate=args.delegate,
-                                 runtime=args.runtime, progress=not args.no_progress)
+                                 runtime=args.runtime, progress=not args.no_progress,
+                                 interpolation=args.interpolation)
     if against:
         report["against"] = {"file": args.against, "machine": against.get("machine"),
                              "rows": bench.compare(report, against)}
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--detections", help="write the COCO results list here")
     e.add_argument("--max-images", type=int, default=None)
     e.add_argument("--no-progress", action="store_true")
+    _resize_flag(e, default="area")  # as `train evaluate`: the same pixels, the same scores
     _interpreter_flags(e)
     e.set_defaults(func=_evaluate)
 
@@ -176,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write the full report here")
     b.add_argument("--against", help="a desktop benchmark JSON: print edge/desktop ratios")
     b.add_argument("--no-progress", action="store_true")
+    _resize_flag(b)
     _interpreter_flags(b, threads=False)
     b.set_defaults(func=_benchmark)
 

@@ -88,10 +88,12 @@ def sample_image(height: int = 480, width: int = 640, seed: int = 0) -> np.ndarr
 
 def benchmark_model(model_path: str, threads: int | None = None, runs: int = 200,
                     warmup: int = 20, image: np.ndarray | None = None, use_xnnpack: bool = True,
-                    delegate: str | None = None, runtime: str | None = None) -> dict:
-    """Times ``runs`` frames of ``model_path`` with ``threads`` (see module docstring)."""
+                    delegate: str | None = None, runtime: str | None = None,
+                    interpolation: str = "linear") -> dict:
+    """Times ``runs`` frames of ``model_path`` with ``threads`` (see module docstring);
+    ``interpolation``: the preprocessing's resizer (edge_runtime/resize.py)."""
     det = Detector(model_path, num_threads=threads, use_xnnpack=use_xnnpack, delegate=delegate,
-                   runtime=runtime)
+                   runtime=runtime, interpolation=interpolation)
     image = sample_image() if image is None else image
     times = {s: [] for s in STAGES}
     clock = time.perf_counter
@@ -115,7 +117,8 @@ def benchmark_model(model_path: str, threads: int | None = None, runs: int = 200
         "model_bytes": os.path.getsize(model_path),
         "quantize": meta.get("export", {}).get("quantize"),
         "input": {"shape": [1, det.height, det.width, 3], "dtype": str(det.input_dtype)},
-        "image": list(image.shape), "interpolation": det.interpolation, "threads": threads, "runs": runs, "warmup": warmup,
+        "image": list(image.shape), "interpolation": det.interpolation, "threads": threads,
+        "runs": runs, "warmup": warmup,
         "runtime": det.runtime, "stages_ms": stages,
         "fps": 1000.0 / stages["end_to_end"]["median"],
         "overhead_fraction": (stages["preprocess"]["median"] + stages["postprocess"]["median"])

@@ -10,12 +10,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edge_runtime.images import keep_aspect_size
 from edge_runtime.interpreter import make_interpreter, one_line
 from edge_runtime.metadata import read_metadata
+from edge_runtime.resize import RESIZERS
 
 OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 RAW_OUTPUTS = ("box_encodings", "class_predictions")
@@ -70,15 +70,15 @@ class Detector:
     model's input -- stretched (SSD), or, when the metadata says ``"resize":
     "keep_aspect_ratio"`` (Faster R-CNN, R-FCN), scaled as in training and padded at the
     bottom/right, the boxes then mapped back -- and converted to the input's dtype (uint8 raw
-    pixels, or float32 ``(pixel - mean) / std``). ``interpolation``: "linear" (default: OpenCV's
-    INTER_LINEAR_EXACT, the same pixels on x86 and ARM, so a Pi gives the desktop's detections),
-    "linear_fast" (INTER_LINEAR: its SIMD rounding differs by one in about a sixth of the pixels
-    between x86 and ARM) or "area" (what training and ``train evaluate`` use: COCO scores then
-    match TensorFlow's exactly; slowest). Costs: benchmarks/resize_cost.py.
+    pixels, or float32 ``(pixel - mean) / std``). ``interpolation`` names a resizer of
+    edge_runtime/resize.py: "linear" (default: bilinear in fixed point, the same pixels on x86
+    and ARM, so a Pi gives the desktop's detections), "linear_exact" (the same pixels, the old
+    slower way), "nearest", "linear_fast" (not the same on every CPU) or "area" (what training
+    and ``train evaluate`` use: COCO scores then match TensorFlow's exactly; slowest). Costs:
+    benchmarks/resize_cost.py.
     """
 
-    INTERPOLATIONS = {"linear": cv2.INTER_LINEAR_EXACT, "linear_fast": cv2.INTER_LINEAR,
-                      "area": cv2.INTER_AREA}
+    INTERPOLATIONS = RESIZERS  # {name: (RGB image, (width, height)) -> resized image}
 
     def __init__(self, model_path: str, num_threads: int | None = None, use_xnnpack: bool = True,
                  delegate: str | None = None, runtime: str | None = None,
@@ -180,7 +180,7 @@ class Detector:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
         h, w = self.scaled_size(*image.shape[:2])
         if image.shape[:2] != (h, w):
-            image = cv2.resize(image, (w, h), interpolation=self.INTERPOLATIONS[self.interpolation])
+            image = self.INTERPOLATIONS[self.interpolation](image, (w, h))
         if (h, w) != (self.height, self.width):
             canvas = np.zeros((self.height, self.width, 3), np.uint8)
             canvas[:h, :w] = image

@@ -20,19 +20,21 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
              detections_path: str | None = None, num_threads: int | None = None,
              max_images: int | None = None, progress: bool = True,
              detector: Detector | None = None, use_xnnpack: bool = True,
-             delegate: str | None = None, runtime: str | None = None) -> dict:
+             delegate: str | None = None, runtime: str | None = None,
+             interpolation: str = "area") -> dict:
     """Scores ``model_path`` on ``data``: a COCO root (``annotations/instances_{split}.json``)
     or an instances ``.json``; images are found beside it as ``train`` finds them.
     ``num_threads``, ``use_xnnpack``, ``delegate``, ``runtime``: the interpreter's, as for
-    :class:`Detector` (unused when ``detector`` is given).
+    :class:`Detector` (unused when ``detector`` is given). ``interpolation``: "area" resizes as
+    ``train evaluate`` does (the same pixels, so the same COCO scores as TensorFlow); the other
+    names of edge_runtime/resize.py score what ``detect`` and ``camera`` would see.
 
     Category ids come from the model's metadata; a dataset with other categories is an error.
     """
     from tqdm import tqdm
 
-    # "area" resizing, as `train evaluate` does: the same pixels, so the same COCO scores
     det = detector or Detector(model_path, num_threads=num_threads, use_xnnpack=use_xnnpack,
-                               delegate=delegate, runtime=runtime, interpolation="area")
+                               delegate=delegate, runtime=runtime, interpolation=interpolation)
     truth = read_ground_truth(data, split)
     category_ids = det.metadata.get("category_ids") or truth.category_ids
     if list(category_ids) != list(truth.category_ids):
@@ -61,6 +63,7 @@ def evaluate(model_path: str, data: str, split: str = "val", json_path: str | No
     metrics, summary = coco_metrics(gt, results)
     report = {**metrics, "split": split, "data": os.path.abspath(data),
               "model": os.path.abspath(model_path), "runtime": det.runtime,
+              "interpolation": det.interpolation,
               "num_images": len(kept), "skipped": dict(truth.warnings) | skipped,
               "num_detections": len(results), "seconds": seconds, "coco_summary": summary}
     if json_path:

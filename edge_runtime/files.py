@@ -10,18 +10,24 @@ import json
 import os
 import uuid
 
-__all__ = ["write_json", "write_text"]
+__all__ = ["write_bytes", "write_json", "write_text"]
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | os.PathLike, data) -> None:
+    """Writes ``data`` (bytes, or a buffer such as ``cv2.imencode``'s array) to ``path``
+    atomically."""
     path = os.fspath(path)
     folder, base = os.path.split(os.path.abspath(path))
     # unique, hidden, beside the target (os.replace does not cross file systems)
     tmp = os.path.join(folder, f".{base}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "xb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -14,7 +14,7 @@ import pytest
 
 from edge_runtime import Detector
 from edge_runtime.__main__ import main
-from edge_runtime.detect import image_paths
+from edge_runtime.detect import annotated_names, image_paths
 from edge_runtime.detector import parse_outputs
 from tests.helpers import make_dataset, write_classifier_tflite
 
@@ -112,6 +112,31 @@ def test_detect_cli_writes_json_and_annotated_images(images, tmp_path, capsys):
     assert found >= 1
     assert sorted(os.listdir(tmp_path / "annotated")) == ["img3_detections.jpg",
                                                           "img5_detections.jpg"]
+
+
+def test_annotated_names_tell_same_named_images_apart():
+    names = annotated_names(["shots/a/img.jpg", "shots/b/img.jpg", "other.png", "x/IMG.png",
+                             "pics/c.jpg", "pics/c.png", "shots_a_img.jpg"])
+    assert names == {"shots/a/img.jpg": "shots_a_img_detections.jpg",
+                     "shots/b/img.jpg": "shots_b_img_detections.jpg",
+                     "x/IMG.png": "x_IMG_detections.jpg",   # clashes without case
+                     "other.png": "other_detections.jpg",   # alone: the plain name
+                     "pics/c.jpg": "c_jpg_detections.jpg",  # one folder: the extension
+                     "pics/c.png": "c_png_detections.jpg",
+                     "shots_a_img.jpg": "shots_a_img_2_detections.jpg"}  # still equal
+    assert annotated_names(["img.jpg"]) == {"img.jpg": "img_detections.jpg"}
+
+
+def test_detect_out_keeps_same_named_images_of_two_folders(images, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "img.jpg").write_bytes(open(images[0][0], "rb").read())
+    rc = main(["detect", MODEL, str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+               str(tmp_path / "out"), "--no-progress", "--no-probe"])
+    assert rc == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_img_detections.jpg",
+                                                    "b_img_detections.jpg"]
+    assert cv2.imread(str(tmp_path / "out" / "a_img_detections.jpg")).shape[2] == 3
 
 
 def test_image_paths_expand_folders_and_globs(tmp_path):

@@ -42,6 +42,10 @@ def test_plots_drawn_from_the_runs_files(tmp_path):
     row = {"model": "model_int8.tflite", "threads": 1, "stages_ms": stages,
            "runtime": {"runtime": "litert", "version": "2.3.0", "threads": 1}}
     (tmp_path / "edge_benchmark.json").write_text(json.dumps({"results": [row]}))
+    tf_row = dict(row, model="tensorflow:demo", threads=None,
+                  runtime={"runtime": "tensorflow", "version": "2.21.0",
+                           "threads": "all (TensorFlow default)"})
+    (tmp_path / "tf_benchmark.json").write_text(json.dumps({"results": [tf_row]}))
     (tmp_path / "detections").mkdir()
     (tmp_path / "detections" / "000900.jpg").write_bytes(b"jpeg")
     text = "\n".join(_plots(str(tmp_path), ev, history))
@@ -67,3 +71,16 @@ def test_mediapipe_row_comes_from_the_benchmarks_files(tmp_path):
         json.dumps({"tool": "benchmarks/mediapipe_peer.py"}))
     lines = _mediapipe_peer(str(tmp_path))
     assert lines[0].startswith("## The same models in MediaPipe") and "| m.tflite | 0.81 |" in lines[2]
+
+
+def test_latency_labels_name_runtime_and_threads():
+    from train.report_figures import _runtime_label
+
+    tf_row = {"model": "tensorflow:demo", "threads": None,
+              "runtime": {"runtime": "tensorflow", "version": "2.21.0",
+                          "threads": "all (TensorFlow default)"}}
+    edge = {"model": "model_int8.tflite", "threads": 2,
+            "runtime": {"runtime": "litert", "version": "2.3.0", "threads": 2}}
+    assert _runtime_label(tf_row) == "demo - tensorflow 2.21.0, default threads"
+    assert _runtime_label(edge) == "model_int8.tflite - litert 2.3.0, 2 threads"
+    assert _runtime_label(dict(edge, threads=1)).endswith(", 1 thread")

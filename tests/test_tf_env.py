@@ -47,3 +47,21 @@ def test_user_settings_are_kept(monkeypatch):
     tf_env.set_defaults()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert not any(isinstance(f, tf_env._QuietImport) for f in sys.meta_path)  # shows it all
+
+
+def test_colocate_with_deprecation_is_dropped_and_others_kept(monkeypatch, caplog):
+    """tf_keras' BatchNormalization calls tf.compat.v1.colocate_with in graph mode (every
+    export): that one notice is dropped, other TensorFlow warnings still reach the handlers."""
+    import tensorflow as tf
+    from tensorflow.python.util import deprecation
+
+    tf_env.set_defaults()
+    monkeypatch.setattr(deprecation, "_PRINTED_WARNING", {})  # as in a fresh process
+    with caplog.at_level("WARNING", logger="tensorflow"), tf.Graph().as_default():
+        v = tf.compat.v1.Variable(1.0)
+        with tf.compat.v1.colocate_with(v):
+            tf.identity(v)
+        tf.get_logger().warning("From x: tf.foo (from tensorflow.bar) is deprecated")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "_colocate_with" in m], messages
+    assert any("tf.foo" in m for m in messages)

@@ -77,28 +77,47 @@ def ap_by_size(scores: dict[str, dict], path: str) -> str | None:
     return save_png(fig, path)
 
 
+def _runtime_label(r: dict) -> str:
+    """``model_int8.tflite - litert 2.3.0, 1 thread``; TensorFlow's rows (benchmarks/
+    tf_latency.py: no thread count, the runtime says "all (TensorFlow default)") read
+    ``demo - tensorflow 2.21.0, default threads``."""
+    rt = r["runtime"]
+    threads = r.get("threads") or rt.get("threads")
+    if isinstance(threads, int) or str(threads).isdigit():
+        threads = f"{threads} thread{'' if int(threads) == 1 else 's'}"
+    else:  # "all (TensorFlow default)" and the like
+        threads = "default threads"
+    model = r["model"].removeprefix("tensorflow:")
+    return f"{model} - {rt['runtime']} {rt.get('version', '')}".rstrip() + f", {threads}"
+
+
 def latency_per_runtime(results: list[dict], path: str) -> str | None:
     """Horizontal bars of end-to-end median latency per (model, runtime, threads), invoke part
-    darker, p90 as an error whisker (``tf_benchmark.json`` + ``edge_benchmark.json`` rows)."""
+    darker, p90 as an error whisker, the figures written past the whisker's end
+    (``tf_benchmark.json`` + ``edge_benchmark.json`` rows)."""
     rows = [r for r in results if "stages_ms" in r]
     if not rows:
         return None
-    labels = [f"{r['model']} - {r['runtime']['runtime']} "
-              f"{r['threads'] or r['runtime'].get('threads') or 'all'}T" for r in rows]
+    labels = [_runtime_label(r) for r in rows]
     e2e = [r["stages_ms"]["end_to_end"]["median"] for r in rows]
-    p90 = [r["stages_ms"]["end_to_end"]["p90"] - m for r, m in zip(rows, e2e)]
+    p90 = [max(r["stages_ms"]["end_to_end"]["p90"], m) for r, m in zip(rows, e2e)]
     invoke = [r["stages_ms"]["invoke"]["median"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    height = 0.45 * len(rows) + 1.6
+    fig, ax = plt.subplots(figsize=(8, height))
     ys = range(len(rows))
-    ax.barh(ys, e2e, xerr=[[0] * len(rows), p90], color="tab:blue", alpha=0.45,
-            label="end to end (median, p90 whisker)")
+    ax.barh(ys, e2e, xerr=[[0] * len(rows), [q - m for q, m in zip(p90, e2e)]],
+            color="tab:blue", alpha=0.45, label="end to end (median; whisker to p90)")
     ax.barh(ys, invoke, color="tab:blue", label="invoke (median)")
-    for y, v in zip(ys, e2e):
-        ax.text(v, y, f" {v:.1f}", va="center", fontsize=8)
+    for y, m, q in zip(ys, e2e, p90):  # past the whisker, so the line never crosses the text
+        ax.annotate(f"{m:.1f} ms (p90 {q:.1f})", (q, y), xytext=(5, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlim(0, max(p90) * 1.4)  # room for the longest row's figures
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds per frame (batch 1)")
     ax.set_title("Latency per runtime on this machine")
-    ax.legend(fontsize=8, loc="lower right")
+    # below the x label (0.6 in under the axes, which fill 77% of the figure's height)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.6 / (0.77 * height)),
+              ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return save_png(fig, path)

@@ -16,6 +16,12 @@ a variable the user has set keeps its value.
   back when it ends: Python's warnings and TensorFlow's errors still show, only later.
   ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything (also what to use if TensorFlow crashes while it
   loads: a crash loses what the temporary file held).
+- One Python deprecation notice (``WARNING:tensorflow:From ...: _colocate_with (from
+  tensorflow.python.framework.ops) is deprecated ...``), three lines in every ``python -m
+  convert`` (it traces the model in graph mode): tf_keras' BatchNormalization calls
+  ``tf.compat.v1.colocate_with``, not our code, and nothing we could change. A filter on the
+  ``tensorflow`` logger drops that record only (:data:`DEPRECATIONS`); other deprecation
+  notices, and everything with ``TF_CPP_MIN_LOG_LEVEL=0``, still show.
   Not used: ``TF_ENABLE_ONEDNN_OPTS=0`` silences the oneDNN line but changes TensorFlow's CPU
   kernels (numerics and speed); ``CUDA_VISIBLE_DEVICES=""`` does not silence the cuInit line
   (measured) and would hide a real GPU.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -35,16 +42,33 @@ NOTICES = (r"WARNING: All log messages before absl::InitializeLog\(\) is called"
            r"port\.cc:\d+\] oneDNN custom operations are on",
            r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine")
 NO_GPU_NOTICES = (r"cuda_platform\.cc:\d+\] failed call to cuInit",)
+# Python deprecation notices about TensorFlow's internals that its own libraries call.
+DEPRECATIONS = (r"_colocate_with \(from tensorflow\.python\.framework\.ops\) is deprecated",)
 
 
 def set_defaults() -> None:
-    """Sets the defaults above and, unless TF_CPP_MIN_LOG_LEVEL is 0 or TensorFlow is already
-    loaded, arms the quiet first import of TensorFlow."""
+    """Sets the defaults above and, unless TF_CPP_MIN_LOG_LEVEL is 0, arms the quiet first
+    import of TensorFlow (if it is not loaded yet) and the deprecation filter."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if (os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() != "0" and "tensorflow" not in sys.modules
-            and not any(isinstance(f, _QuietImport) for f in sys.meta_path)):
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() == "0":
+        return
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport)
+                                                   for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImport())
+    logger = logging.getLogger("tensorflow")  # TensorFlow's Python logger, made or not yet
+    if not any(isinstance(f, _DropDeprecations) for f in logger.filters):
+        logger.addFilter(_DropDeprecations())
+
+
+class _DropDeprecations(logging.Filter):
+    """Drops the ``tensorflow`` logger's records that match :data:`DEPRECATIONS` (a logger's
+    filter runs before its handlers and before the record reaches the root logger's)."""
+
+    pattern = re.compile("|".join(DEPRECATIONS))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
 
 
 def has_gpu() -> bool:

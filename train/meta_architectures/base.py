@@ -101,7 +101,12 @@ class DetectionModel(tf.Module):
         raise NotImplementedError
 
     def export_spec(self) -> dict:
-        """What a TFLite exporter needs; see each meta-architecture. Two-stage export: issue 12."""
+        """What the TFLite exporter (convert/sources.py) needs. SSD (ssd.py): its Keras model
+        and anchors, exported with the fused ``TFLite_Detection_PostProcess`` op
+        (convert/export_tflite.py); Faster R-CNN and R-FCN (two_stage.py): the preprocessed
+        predict function, RPN anchors and NMS settings, exported with built-in ops only
+        (convert/two_stage.py). A new meta-architecture must provide its own to be exported."""
         raise NotImplementedError(
-            f"export of {self.meta_architecture} models is not supported yet (only SSD)")
+            f"{type(self).__name__} ({self.meta_architecture or 'no meta_architecture'}) has "
+            "no export_spec: the converter exports ssd, faster_rcnn and rfcn models")
 
