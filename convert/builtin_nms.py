@@ -19,7 +19,18 @@ the fused op's (same ranking and ties, checked by that benchmark and its test).
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+
+# Kept in float in the int8 models (convert.quantize.convert_model's denylist): box decoding
+# (EXP: int8 would give corners a coarse step), the per-class offsets, the NMS and the gathers
+# and reshapes of its candidates and outputs (else scores, boxes and even class ids leave the
+# model int8-rounded: class 1 as 0.988), and SOFTMAX / CONCATENATION / RESHAPE, the scores'
+# last steps (int8 scores have a 1/256 step and tie).
+FLOAT_OPS = ("SUB", "MUL", "EXP", "PACK", "UNPACK", "REDUCE_MAX", "REDUCE_MIN", "TRANSPOSE",
+             "RESHAPE", "CONCATENATION", "STRIDED_SLICE", "SOFTMAX", "NON_MAX_SUPPRESSION_V4",
+             "NON_MAX_SUPPRESSION_V5", "TOPK_V2", "GATHER", "SELECT_V2", "CAST", "SUM",
+             "EXPAND_DIMS")
 
 
 def decode(box_encodings, anchors, scale_factors):
@@ -35,30 +46,75 @@ def decode(box_encodings, anchors, scale_factors):
     return tf.stack([yc - h * 0.5, xc - w * 0.5, yc - h * -0.5, xc - w * -0.5], axis=-1)
 
 
-def builtin_postprocess(box_encodings, class_predictions, anchors, nms):
+def builtin_postprocess(box_encodings, class_predictions, anchors, nms, batched=False,
+                        v5=False):
     """The fused op's four outputs from built-ins (see module docstring): ``boxes [1, N, 4]``,
     ``classes [1, N]`` (float, 0-based), ``scores [1, N]``, ``num_detections [1]``; ``nms``: a
-    convert.postprocess_op.NmsSettings (per-class detections, IoU and score thresholds)."""
+    convert.postprocess_op.NmsSettings (per-class detections, IoU and score thresholds).
+    ``batched``: one NMS call over all classes (:func:`batched_nms`), else one per class;
+    ``v5``: NON_MAX_SUPPRESSION_V5 (returns the kept scores) for the batched call."""
     boxes = decode(box_encodings[0], anchors, nms.scale_factors)
+    scores = class_predictions[0, :, 1:]
+    if batched:
+        return batched_nms(boxes, scores, nms, v5)
+    return per_class_nms(boxes, scores, nms)
+
+
+def per_class_nms(boxes, scores, nms):
+    """``boxes [R, 4]``, ``scores [R, K]`` -> the four outputs: one NMS per class, then the
+    best N of the K x D candidates by TOPK_V2."""
     per_class = nms.detections_per_class
     cand_scores, cand_index, cand_class = [], [], []
     for k in range(nms.num_classes):
-        scores = class_predictions[0, :, k + 1]
         idx, n = tf.raw_ops.NonMaxSuppressionV4(
-            boxes=boxes, scores=scores, max_output_size=per_class,
+            boxes=boxes, scores=scores[:, k], max_output_size=per_class,
             iou_threshold=nms.iou_threshold, score_threshold=nms.score_threshold,
             pad_to_max_output_size=True)
         valid = tf.range(per_class) < n
-        cand_scores.append(tf.where(valid, tf.gather(scores, idx), -1.0))
+        cand_scores.append(tf.where(valid, tf.gather(scores[:, k], idx), -1.0))
         cand_index.append(idx)
         cand_class.append(tf.fill([per_class], k))
     top, order = tf.math.top_k(tf.concat(cand_scores, 0), k=nms.max_detections)
     valid = top >= 0.0
-    count = tf.reduce_sum(tf.cast(valid, tf.float32))
     index = tf.gather(tf.concat(cand_index, 0), order)
-    out_boxes = tf.where(valid[:, None], tf.gather(boxes, index), 0.0)
     # int32 until the last CAST: a float class table would be calibrated and quantized in the
     # int8 models (class 1 came out as 0.988)
-    classes = tf.cast(tf.gather(tf.concat(cand_class, 0), order), tf.float32)
-    out_classes = tf.where(valid, classes, 0.0)
-    return out_boxes[None], out_classes[None], tf.where(valid, top, 0.0)[None], count[None]
+    return _outputs(boxes, index, tf.gather(tf.concat(cand_class, 0), order), top, valid)
+
+
+def batched_nms(boxes, scores, nms, v5=False):
+    """``boxes [R, 4]``, ``scores [R, K]`` -> the four outputs from ONE NMS call over the K x R
+    (class, row) pairs, class k's boxes shifted by k x (the boxes' span + 1) so that no two
+    classes overlap: NMS then suppresses only within a class (torchvision's ``batched_nms``).
+    Greedy NMS in score order over the union keeps, per class, what that class's own NMS
+    keeps, so the first N are the per-class result's best N -- as long as no class is capped
+    below N (``detections_per_class >= max_detections``, checked)."""
+    if nms.detections_per_class < nms.max_detections:
+        raise ValueError(f"batched NMS cannot cap a class at {nms.detections_per_class} of "
+                         f"{nms.max_detections} detections; use per-class NMS")
+    r, k, n = int(boxes.shape[0]), nms.num_classes, nms.max_detections
+    # SUB and MUL only (no ADD), as in decode: they stay float in the int8 models
+    span = tf.reduce_max(boxes) - tf.reduce_min(boxes) - (-1.0)
+    shift = tf.constant(-np.arange(k, dtype=np.float32)[:, None, None]) * span   # [K, 1, 1]
+    rows = tf.reshape(boxes[None] - shift, [k * r, 4])                           # class-major
+    flat = tf.reshape(tf.transpose(scores), [k * r])
+    if v5:
+        idx, kept, count = tf.raw_ops.NonMaxSuppressionV5(
+            boxes=rows, scores=flat, max_output_size=n, iou_threshold=nms.iou_threshold,
+            score_threshold=nms.score_threshold, soft_nms_sigma=0.0, pad_to_max_output_size=True)
+    else:
+        idx, count = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=rows, scores=flat, max_output_size=n, iou_threshold=nms.iou_threshold,
+            score_threshold=nms.score_threshold, pad_to_max_output_size=True)
+        kept = tf.gather(flat, idx)
+    valid = tf.range(n) < count
+    return _outputs(boxes, idx % r, idx // r, kept, valid)
+
+
+def _outputs(boxes, index, classes, scores, valid):
+    """Rows ``index [N]`` of ``boxes``, their int32 ``classes`` and ``scores``, zeroed where
+    not ``valid`` -> ``boxes [1, N, 4]``, ``classes [1, N]``, ``scores [1, N]``, ``count [1]``."""
+    count = tf.reduce_sum(tf.cast(valid, tf.float32))
+    out_boxes = tf.where(valid[:, None], tf.gather(boxes, index), 0.0)
+    out_classes = tf.where(valid, tf.cast(classes, tf.float32), 0.0)
+    return out_boxes[None], out_classes[None], tf.where(valid, scores, 0.0)[None], count[None]
