@@ -25,12 +25,12 @@ import tensorflow as tf
 # Kept in float in the int8 models (convert.quantize.convert_model's denylist): box decoding
 # (EXP: int8 would give corners a coarse step), the per-class offsets, the NMS and the gathers
 # and reshapes of its candidates and outputs (else scores, boxes and even class ids leave the
-# model int8-rounded: class 1 as 0.988), and SOFTMAX / CONCATENATION / RESHAPE, the scores'
-# last steps (int8 scores have a 1/256 step and tie).
-FLOAT_OPS = ("SUB", "MUL", "EXP", "PACK", "UNPACK", "REDUCE_MAX", "REDUCE_MIN", "TRANSPOSE",
-             "RESHAPE", "CONCATENATION", "STRIDED_SLICE", "SOFTMAX", "NON_MAX_SUPPRESSION_V4",
-             "NON_MAX_SUPPRESSION_V5", "TOPK_V2", "GATHER", "SELECT_V2", "CAST", "SUM",
-             "EXPAND_DIMS")
+# model int8-rounded: class 1 as 0.988), the heads' RESHAPE / CONCATENATION (each head's box
+# codes keep their own scale). Not SOFTMAX: the converter rounds its output to int8 even when
+# it runs in float (a 1/256 step either way; benchmarks/ssd_nms.py measures both).
+FLOAT_OPS = ("SUB", "MUL", "EXP", "PACK", "UNPACK", "REDUCE_MAX", "REDUCE_MIN", "RESHAPE",
+             "CONCATENATION", "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "TOPK_V2",
+             "GATHER", "SELECT_V2", "CAST", "SUM")
 
 
 def decode(box_encodings, anchors, scale_factors):
@@ -53,25 +53,27 @@ def builtin_postprocess(box_encodings, class_predictions, anchors, nms, batched=
     convert.postprocess_op.NmsSettings (per-class detections, IoU and score thresholds).
     ``batched``: one NMS call over all classes (:func:`batched_nms`), else one per class;
     ``v5``: NON_MAX_SUPPRESSION_V5 (returns the kept scores) for the batched call."""
-    boxes = decode(box_encodings[0], anchors, nms.scale_factors)
-    scores = class_predictions[0, :, 1:]
+    r, k = int(box_encodings.shape[1]), nms.num_classes
+    # RESHAPE, not [0] or [..., 1:]: LiteRT's STRIDED_SLICE took 30-50 us per slice of these
+    boxes = decode(tf.reshape(box_encodings, [r, 4]), anchors, nms.scale_factors)
+    scores = tf.reshape(class_predictions, [r, k + 1])
     if batched:
         return batched_nms(boxes, scores, nms, v5)
     return per_class_nms(boxes, scores, nms)
 
 
 def per_class_nms(boxes, scores, nms):
-    """``boxes [R, 4]``, ``scores [R, K]`` -> the four outputs: one NMS per class, then the
-    best N of the K x D candidates by TOPK_V2."""
+    """``boxes [R, 4]``, ``scores [R, K+1]`` (column 0: background) -> the four outputs: one
+    NMS per class, then the best N of the K x D candidates by TOPK_V2."""
     per_class = nms.detections_per_class
     cand_scores, cand_index, cand_class = [], [], []
-    for k in range(nms.num_classes):
+    for k, column in enumerate(tf.unstack(scores, axis=1)[1:]):
         idx, n = tf.raw_ops.NonMaxSuppressionV4(
-            boxes=boxes, scores=scores[:, k], max_output_size=per_class,
+            boxes=boxes, scores=column, max_output_size=per_class,
             iou_threshold=nms.iou_threshold, score_threshold=nms.score_threshold,
             pad_to_max_output_size=True)
         valid = tf.range(per_class) < n
-        cand_scores.append(tf.where(valid, tf.gather(scores[:, k], idx), -1.0))
+        cand_scores.append(tf.where(valid, tf.gather(column, idx), -1.0))
         cand_index.append(idx)
         cand_class.append(tf.fill([per_class], k))
     top, order = tf.math.top_k(tf.concat(cand_scores, 0), k=nms.max_detections)
@@ -79,25 +81,32 @@ def per_class_nms(boxes, scores, nms):
     index = tf.gather(tf.concat(cand_index, 0), order)
     # int32 until the last CAST: a float class table would be calibrated and quantized in the
     # int8 models (class 1 came out as 0.988)
-    return _outputs(boxes, index, tf.gather(tf.concat(cand_class, 0), order), top, valid)
+    return _outputs(boxes, index, tf.gather(tf.concat(cand_class, 0), order), top, valid,
+                    tf.reduce_sum(tf.cast(valid, tf.float32)))
 
 
 def batched_nms(boxes, scores, nms, v5=False):
-    """``boxes [R, 4]``, ``scores [R, K]`` -> the four outputs from ONE NMS call over the K x R
-    (class, row) pairs, class k's boxes shifted by k x (the boxes' span + 1) so that no two
-    classes overlap: NMS then suppresses only within a class (torchvision's ``batched_nms``).
+    """``boxes [R, 4]``, ``scores [R, K+1]`` (column 0: background) -> the four outputs from
+    ONE NMS call over the R x (K+1) (row, class) pairs, class c's boxes shifted by c x (the
+    boxes' span + 1) so that no two classes overlap: NMS then suppresses only within a class
+    (torchvision's ``batched_nms``); the background's scores are zeroed, below any threshold.
     Greedy NMS in score order over the union keeps, per class, what that class's own NMS
     keeps, so the first N are the per-class result's best N -- as long as no class is capped
     below N (``detections_per_class >= max_detections``, checked)."""
     if nms.detections_per_class < nms.max_detections:
         raise ValueError(f"batched NMS cannot cap a class at {nms.detections_per_class} of "
                          f"{nms.max_detections} detections; use per-class NMS")
-    r, k, n = int(boxes.shape[0]), nms.num_classes, nms.max_detections
-    # SUB and MUL only (no ADD), as in decode: they stay float in the int8 models
+    if nms.score_threshold < 0:
+        raise ValueError(f"batched NMS needs a score threshold >= 0 (it zeroes the background's "
+                         f"scores), got {nms.score_threshold}")
+    r, c, n = int(boxes.shape[0]), nms.num_classes + 1, nms.max_detections
+    # row i * C + c = anchor i, class c: plain reshapes of boxes and scores (no transpose, no
+    # slice); SUB and MUL only (no ADD), as in decode: they stay float in the int8 models
     span = tf.reduce_max(boxes) - tf.reduce_min(boxes) - (-1.0)
-    shift = tf.constant(-np.arange(k, dtype=np.float32)[:, None, None]) * span   # [K, 1, 1]
-    rows = tf.reshape(boxes[None] - shift, [k * r, 4])                           # class-major
-    flat = tf.reshape(tf.transpose(scores), [k * r])
+    shift = tf.constant(-np.arange(c, dtype=np.float32)[None, :, None]) * span    # [1, C, 1]
+    rows = tf.reshape(boxes[:, None, :] - shift, [r * c, 4])
+    not_background = tf.constant((np.arange(c) > 0).astype(np.float32)[None])   # [1, C]
+    flat = tf.reshape(scores * not_background, [r * c])
     if v5:
         idx, kept, count = tf.raw_ops.NonMaxSuppressionV5(
             boxes=rows, scores=flat, max_output_size=n, iou_threshold=nms.iou_threshold,
@@ -107,14 +116,16 @@ def batched_nms(boxes, scores, nms, v5=False):
             boxes=rows, scores=flat, max_output_size=n, iou_threshold=nms.iou_threshold,
             score_threshold=nms.score_threshold, pad_to_max_output_size=True)
         kept = tf.gather(flat, idx)
-    valid = tf.range(n) < count
-    return _outputs(boxes, idx % r, idx // r, kept, valid)
+    return _outputs(boxes, idx // c, idx % c - 1, kept, tf.range(n) < count,
+                    tf.cast(count, tf.float32))
 
 
-def _outputs(boxes, index, classes, scores, valid):
+def _outputs(boxes, index, classes, scores, valid, count):
     """Rows ``index [N]`` of ``boxes``, their int32 ``classes`` and ``scores``, zeroed where
-    not ``valid`` -> ``boxes [1, N, 4]``, ``classes [1, N]``, ``scores [1, N]``, ``count [1]``."""
-    count = tf.reduce_sum(tf.cast(valid, tf.float32))
+    not ``valid`` -> ``boxes [1, N, 4]``, ``classes [1, N]``, ``scores [1, N]``, ``count [1]``
+    (RESHAPE, not [None]: that adds a STRIDED_SLICE)."""
+    n = int(index.shape[0])
     out_boxes = tf.where(valid[:, None], tf.gather(boxes, index), 0.0)
     out_classes = tf.where(valid, tf.cast(classes, tf.float32), 0.0)
-    return out_boxes[None], out_classes[None], tf.where(valid, scores, 0.0)[None], count[None]
+    return (tf.reshape(out_boxes, [1, n, 4]), tf.reshape(out_classes, [1, n]),
+            tf.reshape(tf.where(valid, scores, 0.0), [1, n]), tf.reshape(count, [1]))

@@ -28,9 +28,7 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
     runtimes that decode and suppress themselves.
     """
     h, w = source.input_shape
-    anchors = tf.constant(center_size_anchors(source.anchors))  # frozen into the model
-    graph = source.nms.graph
-    fused = fused_postprocess(source.nms) if graph == "fused" else None
+    post = postprocess_function(source.nms, center_size_anchors(source.anchors))
     mean, std = float(source.mean), float(source.std)
     if source.dynamic_anchors and (not postprocess or batch_size != 1):
         raise ValueError(f"{source.meta_architecture} exports need post-processing and batch 1")
@@ -45,13 +43,23 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
         box_encodings, class_predictions = source.predict(x)
         if not postprocess:
             return dict(zip(RAW_OUTPUTS, (box_encodings, class_predictions)))
-        if fused is not None:
-            return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions, anchors)))
-        return dict(zip(DETECTION_OUTPUTS, builtin_postprocess(
-            box_encodings, class_predictions, anchors, source.nms,
-            batched=graph.startswith("batched"), v5=graph == "batched_v5")))
+        return dict(zip(DETECTION_OUTPUTS, post(box_encodings, class_predictions)))
 
     return serve.get_concrete_function()
+
+
+def postprocess_function(nms, anchors):
+    """SSD's post-processing as ``nms.graph`` builds it: ``(box_encodings [1, A, 4],
+    class_predictions [1, A, K+1]) -> (boxes, classes, scores, num_detections)``; ``anchors
+    [A, 4]`` center-size, frozen into the model."""
+    anchors = tf.constant(anchors, tf.float32)
+    if nms.graph == "fused":
+        fused = fused_postprocess(nms)
+        return lambda box_encodings, class_predictions: fused(
+            box_encodings, class_predictions, anchors)
+    return lambda box_encodings, class_predictions: builtin_postprocess(
+        box_encodings, class_predictions, anchors, nms, batched=nms.graph.startswith("batched"),
+        v5=nms.graph == "batched_v5")
 
 
 def tensorflow_detections(source, *, batch_size: int | None = None):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convert.builtin_nms import batched_nms, builtin_postprocess, per_class_nms
-from convert.graph import DETECTION_OUTPUTS
-from convert.postprocess_op import NmsSettings, fused_postprocess
+from convert.builtin_nms import batched_nms, per_class_nms
+from convert.graph import DETECTION_OUTPUTS, postprocess_function
+from convert.postprocess_op import NmsSettings
 from convert.sources import ExportError, nms_graph
 
 
@@ -24,7 +24,7 @@ def _boxes(rng, n):
 def test_batched_equals_per_class(v5):
     rng = np.random.default_rng(0)
     boxes = tf.constant(_boxes(rng, 300))
-    scores = rng.uniform(0, 1, (300, 5)).astype(np.float32) ** 4
+    scores = rng.uniform(0, 1, (300, 6)).astype(np.float32) ** 4  # column 0: background
     scores[:20] = scores[20:40]  # ties across anchors and classes
     scores = tf.constant(scores)
     for per_class, total, threshold in ((100, 100, 0.01), (40, 30, 0.3), (100, 20, 1e-8)):
@@ -40,17 +40,12 @@ def _nms_only_model(path, graph, anchors, k):
     """A .tflite of the post-processing alone: box_encodings [1, A, 4], class_predictions
     [1, A, K+1] -> the four outputs."""
     nms = NmsSettings(num_classes=k, max_detections=50, detections_per_class=50, graph=graph)
+    post = postprocess_function(nms, anchors)
     a = len(anchors)
-    anchors = tf.constant(anchors)
-    fused = fused_postprocess(nms)
 
     @tf.function(input_signature=[tf.TensorSpec([1, a, 4]), tf.TensorSpec([1, a, k + 1])])
     def serve(box_encodings, class_predictions):
-        if graph == "fused":
-            return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions, anchors)))
-        return dict(zip(DETECTION_OUTPUTS, builtin_postprocess(
-            box_encodings, class_predictions, anchors, nms, batched=graph.startswith("batched"),
-            v5=graph == "batched_v5")))
+        return dict(zip(DETECTION_OUTPUTS, post(box_encodings, class_predictions)))
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()],
                                                                 tf.Module())
@@ -95,7 +90,7 @@ def test_litert_detects_the_same_at_any_thread_count(tmp_path):
 def test_batched_refuses_a_class_cap_below_the_total():
     nms = NmsSettings(num_classes=2, max_detections=100, detections_per_class=10)
     with pytest.raises(ValueError, match="per-class"):
-        batched_nms(tf.zeros([4, 4]), tf.zeros([4, 2]), nms)
+        batched_nms(tf.zeros([4, 4]), tf.zeros([4, 3]), nms)
 
 
 def test_graph_choice():
