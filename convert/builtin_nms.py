@@ -1,21 +1,41 @@
-"""The second stage's class-aware NMS of a two-stage export, from TFLite built-ins only.
+"""Class-aware NMS from TFLite built-ins only: what every export ends in by default (SSD over
+its anchors, Faster R-CNN / R-FCN over their second stage's rows).
 
-Shape shorthand: R rows (proposals, or proposals x classes), K classes, D = detections per
-class, N = max detections.
+Shape shorthand: R rows (anchors, proposals, or proposals x classes), K classes, C = K + 1
+(with the background), D = detections per class, N = max detections.
 
-    rows: box_encodings [1, R, 4], class_predictions [1, R, K+1], anchors [R, 4] center-size
-      -> boxes decoded in the graph (the fused op's box coder, EXP etc.)
-      -> per class k: NON_MAX_SUPPRESSION_V4 over its R scores, padded to D, a valid count
-      -> TOPK_V2 over the K x D candidates -> the four detection outputs (N rows, padded)
+    rows: box_encodings [1, R, 4], class_predictions [1, R, C], anchors [R, 4] center-size
+      -> boxes [R, 4] decoded in the graph (the fused op's box coder, EXP etc.)
+      -> batched (SSD's default, ``--nms batched``): row i*C + c = anchor i's box shifted by
+         c x (the boxes' span + 1) [R*C, 4], its class-c score (background zeroed) [R*C];
+         ONE NON_MAX_SUPPRESSION_V4 (V5: ``batched_v5``) padded to N; anchor = index div C,
+         class = index mod C - 1 (torchvision's batched_nms: classes never overlap, so it
+         suppresses only within a class, and greedy order over the union keeps each class's
+         own NMS result)
+      -> per_class (two-stage; ``--nms per_class``): per class k one NON_MAX_SUPPRESSION_V4
+         over its R scores, padded to D, then TOPK_V2 over the K x D candidates
+      -> the four detection outputs (N rows, padded)
 
-Why not ``TFLite_Detection_PostProcess`` here, as the SSD exports do: (1) LiteRT's kernel for
-the op's per-class ("regular") NMS drops every detection of class index T when the
-interpreter runs with T > 1 threads (ai-edge-litert 2.3.0, and TFLite since at least 2.8:
-tensorflow/tensorflow#56058; its worker loop ``col = (++next_col)`` skips column T) -- measured
-on the zoo Faster R-CNN: class 2 gone at 2 threads, class 3 at 3; (2) on the same model this
-graph was faster than the fused op (benchmarks/two_stage_nms.py: 127 vs 147 ms invoke at one
-thread); (3) no custom op at all, which any delegate or runtime accepts. The detections are
-the fused op's (same ranking and ties, checked by that benchmark and its test).
+Why not ``TFLite_Detection_PostProcess`` (``--nms fused``, SSD's default until issue 23):
+(1) LiteRT's kernel of the op's per-class ("regular") NMS drops every detection of class index
+T when the interpreter runs with T > 1 threads (ai-edge-litert 2.3.0, and TFLite since at
+least 2.8: tensorflow/tensorflow#56058; its worker loop ``col = (++next_col)`` skips column T);
+(2) no custom op at all, which any delegate or runtime accepts. Both built-in graphs detect
+exactly what TensorFlow's per-class NMS does (float32) and the same at any thread count.
+
+Why batched for SSD (benchmarks/ssd_nms.py on the zoo SSD, 1278 anchors x 8 classes, LiteRT
+2.3 on a 2-core AMD EPYC VM, 2026-12-04, benchmarks/results/ssd_nms.md): float32, 100
+``large`` val images, the fused op found 0 of 716 squares at 2 threads (AP 0.452 -> 0.391),
+0 crosses at 4; the built-in graphs the same 5766 detections at 1, 2 and 4 threads, and the
+converter's check paired all 5018 with TensorFlow's (100 val images); int8: AP 0.447 at any
+thread count, the op 0.448 at 1 thread, 0.388 at 2. Speed on 8 classes is a wash: the graph
+alone (median ms at 1 thread) 0.17 batched, 0.15 per-class, 0.06 the fused op; in the whole
+model's invoke the built-in graphs cost no more than the op (float32 4.06 / 4.03 vs 4.17 ms).
+With many classes one call wins: on the 90-class COCO config (1917 anchors, score threshold
+1e-8, so every (anchor, class) pair is a candidate) 3.4 ms batched, 5.8 per-class (403
+operators against 53), 55 the fused op. V5 (kept scores as an output) is as fast as V4; V4 is
+the one LiteRT.js already runs in the phone app's two-stage test. One call cannot cap a class
+below N (``detections_per_class < max_detections``): such configs get per_class.
 """
 from __future__ import annotations
 
