@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     anchors = make_run(run)
     data = os.path.join(work, "data")
     generate(data, "tiny", progress=False, _counts=(16, 4))
-    source = sources.from_run(run)
+    source = sources.from_run(run, nms="fused")  # this benchmark times the fused op
     fast = sources.from_run(run, use_regular_nms=False)
     models = {}
     variants = [("float32", True, source, ""), ("float32", False, source, "_raw"),
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         models[name] = path
     models["demo_trained_int8 (256px)"] = ASSET
     if args.trained_run:  # realistic scores: a trained detector, fused and raw
-        trained = sources.from_run(args.trained_run)
+        trained = sources.from_run(args.trained_run, nms="fused")
         for fused, suffix in ((True, ""), (False, "_raw")):
             name = f"trained_{os.path.basename(os.path.abspath(args.trained_run))}_float32{suffix}.tflite"
             path = os.path.join(work, name)

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from edge_runtime.files import write_json, write_text
 
     work = tempfile.mkdtemp(prefix="nms_op_cost_")
-    regular = sources.from_run(args.run)
+    regular = sources.from_run(args.run, nms="fused")  # the op itself, not built-in NMS
     fast = sources.from_run(args.run, use_regular_nms=False)
     paths = {}
     for mode in ("float32", "int8"):

@@ -1,8 +1,8 @@
 """Checks run on every exported model before it replaces ``--out``.
 
-* the operators: SSD exactly one ``TFLite_Detection_PostProcess`` (unless
-  ``--no-postprocess``), two-stage none (built-in NMS); no Flex (Select TF) op, listed by
-  LiteRT itself;
+* the operators: exactly one ``TFLite_Detection_PostProcess`` for SSD's ``--nms fused``,
+  else none (built-in NMS, or ``--no-postprocess``); no Flex (Select TF) op, listed by LiteRT
+  itself;
 * agreement with TensorFlow on real images: TensorFlow and TFLite detections of the same class
   are paired by overlap (IoU >= 0.5), the best overlaps first. For float32 the pairs must be
   identical (IoU >= 0.9999, scores within 1e-4, nothing unpaired except detections tied at the
@@ -24,8 +24,8 @@ FLOAT_MIN_IOU, FLOAT_MAX_SCORE_DIFF = 0.9999, 1e-4
 
 def check_operators(model_path: str, path: str, fused: bool) -> list[str]:
     """The model's operators (XNNPACK off, so none is hidden inside a delegate node).
-    ``fused``: the model must end in exactly one ``TFLite_Detection_PostProcess`` (SSD), else
-    hold none (``--no-postprocess``; two-stage models, whose NMS is built-in ops)."""
+    ``fused``: the model must end in exactly one ``TFLite_Detection_PostProcess`` (SSD's
+    ``--nms fused``), else hold none (built-in NMS, ``--no-postprocess``)."""
     from edge_runtime.interpreter import make_interpreter, op_names
 
     try:
@@ -45,8 +45,8 @@ def check_operators(model_path: str, path: str, fused: bool) -> list[str]:
     if fused and count != 1:
         raise ExportError(f"{path}: expected exactly one {OP_NAME} op, found {count}")
     if not fused and count:
-        raise ExportError(f"{path}: expected no {OP_NAME} op (--no-postprocess or a two-stage "
-                          f"model), found {count}")
+        raise ExportError(f"{path}: expected no {OP_NAME} op (built-in NMS or "
+                          f"--no-postprocess), found {count}")
     return ops
 
 

@@ -11,12 +11,14 @@ Faster R-CNN and R-FCN runs export too (convert/two_stage.py): built-in ops only
 stage's NMS too: convert/builtin_nms.py), a fixed padded input (``--image-size``: the shorter
 edge) and a fixed ``--num-proposals``.
 
-Every SSD ``.tflite`` ends in the fused ``TFLite_Detection_PostProcess`` op
-(``--no-postprocess``: raw box encodings and scores instead). Every detection export carries the
+Every ``.tflite`` ends in per-class NMS from built-in ops (SSD: ``--nms``, default one
+NON_MAX_SUPPRESSION_V4 over all classes, convert/builtin_nms.py; ``--nms fused``: the
+``TFLite_Detection_PostProcess`` op, which LiteRT runs wrongly at > 1 thread;
+``--no-postprocess``: raw box encodings and scores). Every detection export carries the
 standard TFLite Model Metadata (labels, normalisation, outputs; what MediaPipe Tasks reads:
 convert/tflite_metadata.py) and gets a sidecar ``<name>.json`` with the label map, input spec,
-NMS settings, anchors' provenance, export settings and the converter's check.
-Nothing is left at ``--out`` unless every check passed.
+NMS settings, anchors' provenance, export settings and the converter's check. Nothing is left
+at ``--out`` unless every check passed.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import numpy as np  # noqa: E402
 from convert import checks, sources  # noqa: E402
 from convert import metadata as metadata_lib  # noqa: E402
 from convert.quantize import GRANULARITIES, INTEGER_MODES, MODES  # noqa: E402
+from convert.postprocess_op import GRAPHS, OP_NAME  # noqa: E402
 from convert.sources import ExportError  # noqa: E402
 from edge_runtime.metadata import metadata_path  # noqa: E402
 from train.data import DataError  # noqa: E402
@@ -82,7 +85,7 @@ def _convert(source, mode, images, postprocess, granularity):
     concrete = serving_function(source, pixel_input=pixel_input, postprocess=postprocess)
     converter = make_converter(concrete, source.trackable, mode, images, pixel_input, granularity)
     try:
-        return convert_model(converter, source.float_ops if pixel_input else ())
+        return convert_model(converter, source.float_ops if pixel_input and postprocess else ())
     except Exception as e:  # ConverterError and friends: keep the reason, drop the MLIR dump
         text = str(e)
         needs_tf = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op",
@@ -116,9 +119,11 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
     export_info = {"postprocess": postprocess}
     if mode != "float32":
         export_info["granularity"] = granularity
-    if mode in INTEGER_MODES and source.float_ops:
+    if mode in INTEGER_MODES and source.float_ops and postprocess:
         export_info["float_ops"] = list(source.float_ops)
     images = None
+    if postprocess:
+        warn_fused(source.nms)
     if source.dynamic_anchors and not postprocess:
         raise ExportError(f"--no-postprocess: {source.meta_architecture} models end in their "
                           "own built-in NMS (its boxes are decoded against the proposals)")
@@ -149,7 +154,7 @@ def export_tflite(source, out: str, mode: str = "float32", *, data: str | None =
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is meant to be copied around
-        ops = checks.check_operators(tmp, out, fused=postprocess and not source.dynamic_anchors)
+        ops = checks.check_operators(tmp, out, fused=postprocess and source.nms.graph == "fused")
         try:
             detector = Detector(tmp)
         except ValueError as e:
@@ -284,9 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images compared with TensorFlow after export ('all' = the whole split)")
     p.add_argument("--check-split", default="val")
     p.add_argument("--no-postprocess", action="store_true",
-                   help="raw box encodings + scores, no fused NMS op (for delegates without it)")
+                   help="raw box encodings + scores, no NMS (the runtime decodes and suppresses)")
+    p.add_argument("--nms", choices=GRAPHS,
+                   help="SSD's NMS: batched (default) = one built-in NON_MAX_SUPPRESSION_V4 over "
+                        "all classes, batched_v5 the same with V5, per_class = one V4 per class "
+                        "(what two-stage models use), fused = the TFLite_Detection_PostProcess "
+                        "op (LiteRT drops class index T at T > 1 threads)")
     p.add_argument("--fast-nms", action="store_true",
-                   help="the op's class-agnostic fast NMS instead of per-class NMS as in training")
+                   help="the fused op's class-agnostic fast NMS instead of per-class NMS as in "
+                        "training (implies --nms fused)")
     p.add_argument("--num-proposals", type=int,
                    help="two-stage models: proposals fixed in the export (default: the "
                         "config's first_stage.max_proposals)")
@@ -328,12 +339,13 @@ def main(argv=None) -> int:
         if args.run:
             source = sources.from_run(args.run, args.checkpoint, use_regular_nms=regular,
                                       num_proposals=args.num_proposals,
-                                      image_size=args.image_size)
+                                      image_size=args.image_size, nms=args.nms)
         else:
             if args.num_proposals is not None or args.image_size is not None:
                 raise ExportError("--num-proposals and --image-size need --run (a SavedModel "
                                   "is fixed)")
-            source = sources.from_saved_model(args.saved_model, use_regular_nms=regular)
+            source = sources.from_saved_model(args.saved_model, use_regular_nms=regular,
+                                              nms=args.nms)
         if args.format == "saved_model":
             print(f"wrote {export_saved_model(source, out)}")
             return 0
@@ -352,6 +364,16 @@ def main(argv=None) -> int:
         return 2
     print(summary_line(out, meta))
     return 0
+
+
+def warn_fused(nms) -> None:
+    """What ``--nms fused`` (per-class) loses: LiteRT's kernel drops class index T at T > 1
+    threads (tensorflow/tensorflow#56058, still in ai-edge-litert 2.3.0)."""
+    if nms.graph == "fused" and nms.use_regular_nms and nms.num_classes > 2:
+        print(f"warning: --nms fused: LiteRT's {OP_NAME} (per-class NMS) drops every detection "
+              f"of class index T when the interpreter runs with T threads (T = 2..."
+              f"{nms.num_classes - 1}; tensorflow/tensorflow#56058): run this model on 1 thread, "
+              "or export it with the default built-in NMS", file=sys.stderr)
 
 
 def summary_line(out: str, meta: dict) -> str:

@@ -1,5 +1,5 @@
-"""The TensorFlow functions that get converted: detector + post-processing (SSD: the fused
-``TFLite_Detection_PostProcess`` op; two-stage: built-in NMS, convert/builtin_nms.py).
+"""The TensorFlow functions that get converted: detector + post-processing (built-in NMS,
+convert/builtin_nms.py; SSD with ``--nms fused``: the fused ``TFLite_Detection_PostProcess`` op).
 
 Input ``image [1, M, M, 3]`` float32, either normalised ((pixel - mean) / std, the float
 models) or raw pixels 0..255 with the normalisation inside the graph (the integer models: the
@@ -21,14 +21,14 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
                      batch_size: int | None = 1):
     """A concrete function ``image -> {output name: tensor}`` of ``source`` (an ExportSource).
 
-    ``postprocess=True``: the four detection outputs -- SSD: of ``TFLite_Detection_PostProcess``
-    (the op replaces a placeholder function at conversion); two-stage: of built-in NMS over
-    the proposals' rows. ``False`` (SSD): raw ``box_encodings [1, A, 4]`` and
-    ``class_predictions [1, A, K+1]`` for runtimes without the op.
+    ``postprocess=True``: the four detection outputs of ``source.nms.graph``: built-in NMS
+    (SSD: over the anchors; two-stage: over the proposals' rows) or, "fused", of
+    ``TFLite_Detection_PostProcess`` (the op replaces a placeholder function at conversion).
+    ``False`` (SSD): raw ``box_encodings [1, A, 4]`` and ``class_predictions [1, A, K+1]`` for
+    runtimes that decode and suppress themselves.
     """
     h, w = source.input_shape
-    anchors = tf.constant(center_size_anchors(source.anchors))  # frozen into the model
-    fused = fused_postprocess(source.nms)
+    post = postprocess_function(source.nms, center_size_anchors(source.anchors))
     mean, std = float(source.mean), float(source.std)
     if source.dynamic_anchors and (not postprocess or batch_size != 1):
         raise ValueError(f"{source.meta_architecture} exports need post-processing and batch 1")
@@ -43,9 +43,23 @@ def serving_function(source, *, pixel_input: bool = False, postprocess: bool = T
         box_encodings, class_predictions = source.predict(x)
         if not postprocess:
             return dict(zip(RAW_OUTPUTS, (box_encodings, class_predictions)))
-        return dict(zip(DETECTION_OUTPUTS, fused(box_encodings, class_predictions, anchors)))
+        return dict(zip(DETECTION_OUTPUTS, post(box_encodings, class_predictions)))
 
     return serve.get_concrete_function()
+
+
+def postprocess_function(nms, anchors):
+    """SSD's post-processing as ``nms.graph`` builds it: ``(box_encodings [1, A, 4],
+    class_predictions [1, A, K+1]) -> (boxes, classes, scores, num_detections)``; ``anchors
+    [A, 4]`` center-size, frozen into the model."""
+    anchors = tf.constant(anchors, tf.float32)
+    if nms.graph == "fused":
+        fused = fused_postprocess(nms)
+        return lambda box_encodings, class_predictions: fused(
+            box_encodings, class_predictions, anchors)
+    return lambda box_encodings, class_predictions: builtin_postprocess(
+        box_encodings, class_predictions, anchors, nms, batched=nms.graph.startswith("batched"),
+        v5=nms.graph == "batched_v5")
 
 
 def tensorflow_detections(source, *, batch_size: int | None = None):

@@ -10,6 +10,15 @@ from convert.graph import DETECTION_OUTPUTS, RAW_OUTPUTS
 from convert.postprocess_op import OP_NAME, center_size_anchors
 from edge_runtime.metadata import FORMAT, VERSION
 
+NMS_DOC = {  # postprocess_op.GRAPHS -> what the model ends in (sidecar's postprocess.nms)
+    "batched": "built-in NON_MAX_SUPPRESSION_V4, one call over all classes (each class's boxes "
+               "offset so classes never overlap: per-class NMS)",
+    "batched_v5": "built-in NON_MAX_SUPPRESSION_V5, one call over all classes (each class's "
+                  "boxes offset so classes never overlap: per-class NMS)",
+    "per_class": "built-in NON_MAX_SUPPRESSION_V4 per class + TOPK_V2",
+    "fused": OP_NAME,
+}
+
 OUTPUT_DOC = {
     "detection_boxes": "float32 [1, N, 4] normalised (ymin, xmin, ymax, xmax); clip to [0, 1]",
     "detection_classes": "float32 [1, N] 0-based class index into labels",
@@ -26,7 +35,7 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
     cfg = source.config
     m = source.image_size
     integer_input = input_dtype == "uint8"
-    fused = postprocess and not source.dynamic_anchors  # two-stage: built-in NMS
+    fused = postprocess and source.nms.graph == "fused"  # else built-in NMS ops
     anchors = {
         "count": int(len(source.anchors)),
         "generator": "train.core.anchors.ssd_anchors",
@@ -70,10 +79,9 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
                            "the model" if integer_input else "float32 (pixel - mean) / std")},
         "outputs": {name: OUTPUT_DOC[name] for name in outputs},
         "postprocess": {"fused": fused, "op": OP_NAME if fused else None,
-                        "nms": ("TFLite_Detection_PostProcess" if fused else
-                                "built-in NON_MAX_SUPPRESSION_V4 per class + TOPK_V2"
-                                if postprocess else None),
-                        "score_fn": source.score_fn, **source.nms.as_dict()},
+                        "nms": NMS_DOC[source.nms.graph] if postprocess else None,
+                        "score_fn": source.score_fn, **source.nms.as_dict(),
+                        "graph": source.nms.graph if postprocess else None},
         "anchors": anchors,
         "model": model,
         "export": {"quantize": mode, "source": source.provenance,

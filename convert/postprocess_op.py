@@ -22,9 +22,15 @@ import tensorflow as tf
 OP_NAME = "TFLite_Detection_PostProcess"
 
 
+# What realises the NMS in an export (NmsSettings.graph): built-in ops (convert/builtin_nms.py:
+# one NMS over all classes with V4 or V5, or one per class) or this module's fused op.
+GRAPHS = ("batched", "batched_v5", "per_class", "fused")
+
+
 @dataclass(frozen=True)
 class NmsSettings:
-    """The op's attributes; defaults are the SSD configs' (class-aware "regular" NMS)."""
+    """The post-processing's settings: the fused op's attributes (defaults: the SSD configs',
+    class-aware "regular" NMS) and ``graph``, which of GRAPHS realises them in the export."""
     num_classes: int
     max_detections: int = 100
     detections_per_class: int = 100
@@ -33,6 +39,14 @@ class NmsSettings:
     score_threshold: float = 0.01
     iou_threshold: float = 0.6
     scale_factors: tuple = (10.0, 10.0, 5.0, 5.0)  # y, x, h, w
+    graph: str = "batched"
+
+    def __post_init__(self):
+        if self.graph not in GRAPHS:
+            raise ValueError(f"unknown NMS graph {self.graph!r}; choose from {', '.join(GRAPHS)}")
+        if not self.use_regular_nms and self.graph != "fused":
+            raise ValueError("fast (class-agnostic) NMS exists only in the fused op "
+                             "(graph 'fused')")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "scale_factors": [float(s) for s in self.scale_factors]}

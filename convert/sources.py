@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from convert.postprocess_op import NmsSettings
+from convert.postprocess_op import GRAPHS, NmsSettings
 
 SAVEDMODEL_ASSET = "frontier.json"  # inside a SavedModel: labels, anchors, NMS, config
 
@@ -93,18 +93,39 @@ def _predictor(keras_model, score_fn):
     return predict
 
 
-def nms_from_config(post, num_classes: int, scale_factors, use_regular_nms=True):
+def nms_graph(graph: str | None, use_regular_nms: bool, per_class: int, total: int) -> str:
+    """The SSD export's NMS graph (postprocess_op.GRAPHS): ``graph`` if given, else "fused"
+    for fast NMS (only the op has it), else "batched" -- or "per_class" when a class is capped
+    below the total (one NMS over all classes cannot cap a class)."""
+    if graph is None:
+        return "fused" if not use_regular_nms else "batched" if per_class >= total else "per_class"
+    if graph not in GRAPHS:
+        raise ExportError(f"unknown --nms {graph!r}; choose from {', '.join(GRAPHS)}")
+    if not use_regular_nms and graph != "fused":
+        raise ExportError(f"--fast-nms is the fused op's; it does not go with --nms {graph}")
+    if graph.startswith("batched") and per_class < total:
+        raise ExportError(f"--nms {graph}: one NMS over all classes cannot cap a class at "
+                          f"max_detections_per_class {per_class} < max_total_detections "
+                          f"{total}; use --nms per_class")
+    return graph
+
+
+def nms_from_config(post, num_classes: int, scale_factors, use_regular_nms=True, graph=None):
     return NmsSettings(num_classes=num_classes, max_detections=post.max_total_detections,
                        detections_per_class=post.max_detections_per_class,
                        use_regular_nms=use_regular_nms, score_threshold=post.score_threshold,
-                       iou_threshold=post.iou_threshold, scale_factors=tuple(scale_factors))
+                       iou_threshold=post.iou_threshold, scale_factors=tuple(scale_factors),
+                       graph=nms_graph(graph, use_regular_nms, post.max_detections_per_class,
+                                       post.max_total_detections))
 
 
 def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool = True,
-             num_proposals: int | None = None, image_size: int | None = None):
+             num_proposals: int | None = None, image_size: int | None = None,
+             nms: str | None = None):
     """A ``python -m train fit`` run directory (latest checkpoint unless ``checkpoint``).
     ``num_proposals`` / ``image_size`` (two-stage: the shorter edge; the padded input scales
-    with it): as ``train evaluate --num-proposals / --image-size``."""
+    with it): as ``train evaluate --num-proposals / --image-size``. ``nms``: SSD's NMS graph
+    (see :func:`nms_graph`); two-stage models end in per-class built-in NMS."""
     import dataclasses
 
     from train.config import ConfigError
@@ -136,13 +157,16 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
     provenance = {"run": os.path.abspath(run_dir), "checkpoint": os.path.abspath(ckpt),
                   "step": _step_of(ckpt)}
     if model.meta_architecture in ("faster_rcnn", "rfcn"):
+        if nms not in (None, "per_class") or not use_regular_nms:
+            raise ExportError(f"--nms {nms or 'fused'}: {model.meta_architecture} exports end "
+                              "in per-class built-in NMS (convert/two_stage.py)")
         return _two_stage_source(model, spec, labels, config, provenance)
     if model.meta_architecture != "ssd":
         raise ExportError(f"{run_dir}: the converter does not know meta-architecture "
                           f"{model.meta_architecture!r} (it exports ssd, faster_rcnn, rfcn)")
     keras_model, score_fn = spec["keras_model"], spec["score_fn"]
-    nms = nms_from_config(spec["post_processing"], model.num_classes, spec["box_coder_scales"],
-                          use_regular_nms)
+    settings = nms_from_config(spec["post_processing"], model.num_classes,
+                               spec["box_coder_scales"], use_regular_nms, nms)
 
     def detect(x):
         box_encodings, logits = keras_model(x, training=False)
@@ -152,9 +176,18 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
 
     return ExportSource(
         predict=_predictor(keras_model, score_fn), detect=detect,
-        image_size=spec["image_size"], anchors=spec["anchors"], nms=nms, labels=labels,
+        image_size=spec["image_size"], anchors=spec["anchors"], nms=settings, labels=labels,
         config=dataclasses.asdict(config.model), score_fn=score_fn,
-        provenance=provenance, model=model, trackable=keras_model, train_config=config.train)
+        provenance=provenance, model=model, trackable=keras_model, train_config=config.train,
+        float_ops=_float_ops(settings))
+
+
+def _float_ops(nms: NmsSettings) -> tuple:
+    """SSD: built-in NMS keeps its geometry float in the integer modes (the fused op takes
+    the quantized inputs itself)."""
+    from convert.builtin_nms import FLOAT_OPS
+
+    return () if nms.graph == "fused" else FLOAT_OPS
 
 
 def _two_stage_source(model, spec, labels, config, provenance) -> ExportSource:
@@ -185,8 +218,10 @@ def _step_of(ckpt: str):
     return int(tail) if tail.isdigit() else None
 
 
-def from_saved_model(path: str, use_regular_nms: bool | None = None) -> ExportSource:
-    """A SavedModel written by ``export_tflite.py --format saved_model``."""
+def from_saved_model(path: str, use_regular_nms: bool | None = None,
+                     nms: str | None = None) -> ExportSource:
+    """A SavedModel written by ``export_tflite.py --format saved_model`` (``nms``: as
+    :func:`from_run`'s)."""
     asset = os.path.join(path, "assets", SAVEDMODEL_ASSET)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ExportError(f"{path}: no saved_model.pb; not a SavedModel directory")
@@ -207,12 +242,17 @@ def from_saved_model(path: str, use_regular_nms: bool | None = None) -> ExportSo
         return {"boxes": out["detection_boxes"], "classes": out["detection_classes"],
                 "scores": out["detection_scores"], "num_detections": out["num_detections"]}
 
-    nms = dict(info["nms"], scale_factors=tuple(info["nms"]["scale_factors"]))
+    settings = dict(info["nms"], scale_factors=tuple(info["nms"]["scale_factors"]))
     if use_regular_nms is not None:
-        nms["use_regular_nms"] = use_regular_nms
+        settings["use_regular_nms"] = use_regular_nms
+    # the asset's graph (if any) is how an earlier export was made; this one takes ``nms``
+    settings["graph"] = nms_graph(nms, settings["use_regular_nms"],
+                                  settings["detections_per_class"], settings["max_detections"])
+    settings = NmsSettings(**settings)
     return ExportSource(
         predict=predict, detect=detect, image_size=int(info["image_size"]),
-        anchors=np.asarray(info["anchors_yxyx"], np.float32), nms=NmsSettings(**nms),
+        anchors=np.asarray(info["anchors_yxyx"], np.float32), nms=settings,
+        float_ops=_float_ops(settings),
         labels=info["labels"], config=info["config"], score_fn=info["score_fn"],
         provenance={"saved_model": os.path.abspath(path), **info.get("provenance", {})},
         trackable=loaded)

@@ -56,7 +56,7 @@ def nms_settings(spec: dict, num_classes: int) -> NmsSettings:
     nms = spec["nms"]
     return NmsSettings(num_classes=num_classes, max_detections=nms["max_total_detections"],
                        detections_per_class=nms["max_detections_per_class"],
-                       use_regular_nms=True,
+                       use_regular_nms=True, graph="per_class",
                        score_threshold=max(float(nms["score_threshold"]), MIN_SCORE_THRESHOLD),
                        iou_threshold=nms["iou_threshold"],
                        scale_factors=tuple(spec["box_coder_scales"]))

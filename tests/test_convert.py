@@ -1,4 +1,5 @@
-"""convert/export_tflite.py on a tiny trained SSD: every mode, the fused op, parity, bad input."""
+"""convert/export_tflite.py on a tiny trained SSD: every mode, built-in NMS and the fused op,
+parity, the same detections at any thread count, bad input."""
 from __future__ import annotations
 
 import glob
@@ -49,6 +50,17 @@ def _ops(path):
     return op_names(interpreter)
 
 
+def _input_dtypes(path):
+    """{operator: dtypes of its inputs}"""
+    import collections
+    interpreter, _ = make_interpreter(path, use_xnnpack=False)
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    kinds = collections.defaultdict(set)
+    for op in interpreter._get_ops_details():
+        kinds[op["op_name"]] |= {np.dtype(dtypes[i]).name for i in op["inputs"] if i >= 0}
+    return kinds
+
+
 def test_signature_names_the_op_and_its_attributes():
     from convert.postprocess_op import NmsSettings
     text = implements_signature(NmsSettings(num_classes=8, max_detections=50, iou_threshold=0.6))
@@ -77,13 +89,15 @@ def test_float32_equals_tensorflow(source, float32_export):
     check = meta["check"]
     assert check["identical"] and check["paired"] > 0 and check["images"] == 4
     assert check["without_identical_partner"] == 0  # near-ties may pair less closely
-    ops = _ops(out)
-    assert ops.count(OP_NAME) == 1 and not [o for o in ops if o.startswith("Flex")]
+    ops = _ops(out)  # the default: one built-in NMS over all classes, no custom op
+    assert OP_NAME not in ops and ops.count("NON_MAX_SUPPRESSION_V4") == 1
+    assert not [o for o in ops if o.startswith("Flex") or not o.isupper()]
     side = json.load(open(out[:-len(".tflite")] + ".json"))
     assert side["labels"] == source.labels["category_names"]
     assert side["input"] == {**side["input"], "dtype": "float32", "shape": [1, 128, 128, 3],
                              "mean": 127.5, "std": 127.5}
-    assert side["postprocess"]["fused"] and side["anchors"]["count"] == len(source.anchors)
+    assert side["postprocess"]["fused"] is False and side["postprocess"]["graph"] == "batched"
+    assert side["anchors"]["count"] == len(source.anchors)
     # the runtime reads the outputs by signature name and gets TensorFlow's detections
     image = (np.random.default_rng(0).uniform(0, 255, (128, 128, 3))).astype(np.uint8)
     det = Detector(out)
@@ -97,6 +111,40 @@ def test_float32_equals_tensorflow(source, float32_export):
     np.testing.assert_allclose(got.boxes, ref["boxes"][0, :n], atol=1e-4)
 
 
+def test_default_export_detects_the_same_at_1_2_4_threads(source, float32_export, data):
+    """LiteRT's fused op drops class index T at T > 1 threads (tensorflow#56058); the default
+    export's built-in NMS gives the same outputs at any thread count (with every class
+    detected: tests/test_builtin_nms.py)."""
+    out, _ = float32_export
+    images = export_lib.check_images(data, "val", None, source.resizer)
+    found = {}
+    for threads in (1, 2, 4):
+        det = Detector(out, num_threads=threads)
+        found[threads] = []
+        for image in images:
+            det.invoke(det.to_input(image))
+            found[threads].append({k: np.array(v) for k, v in det.raw_outputs().items()})
+    classes = {int(c) for o in found[1]
+               for c in o["detection_classes"][0, :int(o["num_detections"][0])]}
+    assert len(classes) >= 2
+    for threads in (2, 4):
+        for a, b in zip(found[1], found[threads]):
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_fused_nms_flag_keeps_the_op_and_warns(run, tmp_path, capsys):
+    out = tmp_path / "fused.tflite"
+    assert _cli("--run", run, "--nms", "fused", "--check-images", "1", "--out", str(out)) == 0
+    err = capsys.readouterr().err
+    assert "warning: --nms fused" in err and "run this model on 1 thread" in err
+    assert _ops(str(out)).count(OP_NAME) == 1
+    side = json.load(open(tmp_path / "fused.json"))
+    assert side["postprocess"]["fused"] and side["postprocess"]["graph"] == "fused"
+    assert side["postprocess"]["nms"] == OP_NAME and side["check"]["identical"]
+    with pytest.warns(UserWarning, match="drops every detection of class index 2"):
+        Detector(str(out), num_threads=2)  # edge_runtime still warns for the op
+
+
 # float16 and dynamic slow-only (time); QAT of a two-stage model: test_convert_two_stage, slow
 @pytest.mark.parametrize("mode", [pytest.param("float16", marks=pytest.mark.slow),
                                   pytest.param("dynamic", marks=pytest.mark.slow), "int8",
@@ -106,13 +154,18 @@ def test_quantized_modes(source, data, tmp_path, mode):
     meta = export_lib.export_tflite(source, out, mode, data=data, calibration_images=8,
                                     num_check_images=2, qat_steps=3, progress=False)
     ops = _ops(out)
-    assert ops.count(OP_NAME) == 1 and not [o for o in ops if o.startswith("Flex")]
+    assert "NON_MAX_SUPPRESSION_V4" in ops and OP_NAME not in ops
+    assert not [o for o in ops if o.startswith("Flex")]
     assert meta["export"]["quantize"] == mode and meta["check"]["images"] == 2
     det = Detector(out)
     if mode in ("int8", "qat"):  # raw camera pixels in, scale 1 / zero point 0
         assert det.input_dtype == np.uint8
         assert meta["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
         assert "CONV_2D" in ops and "QUANTIZE" in ops
+        kinds = _input_dtypes(out)
+        assert "int8" in kinds["CONV_2D"]  # the network int8, the NMS geometry float
+        assert kinds["EXP"] == {"float32"} and kinds["NON_MAX_SUPPRESSION_V4"] == {
+            "float32", "int32"}
     else:
         assert det.input_dtype == np.float32
     if mode == "qat":
@@ -200,6 +253,7 @@ def test_bad_input_is_reported_and_nothing_written(run, data, tmp_path, capsys):
         (["--run", run, "--quantize", "int8"], "needs --data"),
         (["--run", run, "--out", str(tmp_path / "nodir" / "m.tflite")], "does not exist"),
         (["--run", run, "--granularity", "per-pixel"], "unknown --granularity"),
+        (["--run", run, "--fast-nms", "--nms", "batched"], "does not go with --nms batched"),
     ]
     for args, message in cases:
         if "--out" not in args:
@@ -259,7 +313,7 @@ def test_read_only_directory(run, tmp_path, capsys):
         ro.chmod(stat.S_IRWXU)
 
 
-def test_failed_check_keeps_the_previous_file(source, tmp_path, monkeypatch):
+def test_failed_check_keeps_the_previous_file(source, float32_export, tmp_path, monkeypatch):
     out = tmp_path / "model.tflite"
     out.write_bytes(b"previous model")
     (tmp_path / "model.json").write_text("{}")
@@ -267,6 +321,8 @@ def test_failed_check_keeps_the_previous_file(source, tmp_path, monkeypatch):
     def disagree(*args, **kwargs):
         raise ExportError("the float32 TFLite model disagrees with TensorFlow")
 
+    converted = open(float32_export[0], "rb").read()  # the fixture's: no conversion (time)
+    monkeypatch.setattr(export_lib, "_convert", lambda *args: converted)
     monkeypatch.setattr(export_lib.checks, "agreement", disagree)
     with pytest.raises(ExportError, match="disagrees"):
         export_lib.export_tflite(source, str(out), "float32", num_check_images=1,
