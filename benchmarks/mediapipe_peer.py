@@ -10,7 +10,7 @@ For each model, on the first ``--images`` val images:
   AP          pycocotools on every detection of each (MediaPipe stretches two-stage inputs;
               edge_runtime letterboxes them as in training: the AP difference is that cost)
   speed       end to end per frame (image in, detections out), the two interleaved frame by
-              frame in this process after ``--warmup`` untimed frames; edge_runtime at
+              frame in this process (the order rotating) after ``--warmup`` untimed frames; edge_runtime at
               ``--threads`` (default 1) and its bare invoke beside it, MediaPipe with its
               defaults (its Python API sets no thread count). Median and p90.
 Prints a table and writes JSON (+ .md beside it).
@@ -69,25 +69,30 @@ def ap(detect, truth, images, category_ids) -> dict:
 
 
 def speed(det, peer, frames, runs: int, warmup: int) -> dict:
+    """Per frame: edge_runtime end to end, its bare invoke (input prepared untimed) and
+    MediaPipe end to end, in an order that rotates every frame (MediaPipe's worker threads may
+    still be winding down when its call returns; whatever runs next would pay for it)."""
     clock = time.perf_counter
-    e2e, invoke, theirs = [], [], []
+    times = {"edge_runtime_end_to_end": [], "edge_runtime_invoke": [],
+             "mediapipe_end_to_end": []}
+
+    def edge(rgb):
+        det.detect(rgb)
+
+    def invoke(rgb):
+        det.invoke(tensor)
+
+    steps = [("edge_runtime_end_to_end", edge), ("edge_runtime_invoke", invoke),
+             ("mediapipe_end_to_end", peer.detect)]
     for i in range(warmup + runs):
         rgb = frames[i % len(frames)]
-        t0 = clock()
-        det.detect(rgb)
-        t1 = clock()
         tensor = det.preprocess(rgb)
-        t2 = clock()
-        det.invoke(tensor)
-        t3 = clock()
-        peer.detect(rgb)
-        t4 = clock()
-        if i >= warmup:
-            e2e.append((t1 - t0) * 1e3)
-            invoke.append((t3 - t2) * 1e3)
-            theirs.append((t4 - t3) * 1e3)
-    out = {"edge_runtime_end_to_end": summarize(e2e), "edge_runtime_invoke": summarize(invoke),
-           "mediapipe_end_to_end": summarize(theirs)}
+        for name, step in steps[i % 3:] + steps[:i % 3]:
+            t0 = clock()
+            step(rgb)
+            if i >= warmup:
+                times[name].append((clock() - t0) * 1e3)
+    out = {name: summarize(v) for name, v in times.items()}
     out["edge_vs_mediapipe"] = (out["edge_runtime_end_to_end"]["median"]
                                 / out["mediapipe_end_to_end"]["median"])
     out["edge_end_to_end_vs_invoke"] = (out["edge_runtime_end_to_end"]["median"]

@@ -121,14 +121,16 @@ def mediapipe_agrees(model_path: str, images) -> int:
             theirs = reports(peer, rgb)
             if det.input_dtype == np.float32:
                 assert theirs == mine, (sorted(theirs - mine)[:3], sorted(mine - theirs)[:3])
-            else:  # LiteRT's int8 kernels may round a score a 1/256 step apart between runs
-                left = sorted(theirs)
+            else:  # LiteRT's int8 kernels may round a score a 1/256 step apart between runs,
+                # so a row at the lowest steps may be there on one side only
+                step, left = 1 / 256 + 1e-5, sorted(theirs)
                 for m in sorted(mine):
                     near = [t for t in left if max(abs(a - b) for a, b in zip(t[:4], m[:4])) <= 1
-                            and abs(t[4] - m[4]) <= 2 / 256 + 1e-5]
-                    assert near, (m, left[:3])
-                    left.remove(near[0])
-                assert not left, left[:3]
+                            and abs(t[4] - m[4]) <= 2 * step]
+                    assert near or m[4] <= 2 * step, (m, left[:3])
+                    if near:
+                        left.remove(near[0])
+                assert all(t[4] <= 2 * step for t in left), left[:3]
             named = {c.category_name for d in peer.raw(rgb).detections for c in d.categories}
             assert named <= set(det.labels), named
             compared += len(mine)

@@ -323,6 +323,13 @@ def test_failed_check_keeps_the_previous_file(source, float32_export, tmp_path, 
 
     converted = open(float32_export[0], "rb").read()  # the fixture's: no conversion (time)
     monkeypatch.setattr(export_lib, "_convert", lambda *args: converted)
+
+    def as_it_is(tflite, meta, out, tmp, **info):  # it carries its metadata already
+        with open(tmp, "wb") as f:
+            f.write(tflite)
+        return tflite
+
+    monkeypatch.setattr(export_lib, "_embed_metadata", as_it_is)
     monkeypatch.setattr(export_lib.checks, "agreement", disagree)
     with pytest.raises(ExportError, match="disagrees"):
         export_lib.export_tflite(source, str(out), "float32", num_check_images=1,
