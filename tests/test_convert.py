@@ -126,7 +126,8 @@ def test_default_export_detects_the_same_at_1_2_4_threads(source, float32_export
             found[threads].append({k: np.array(v) for k, v in det.raw_outputs().items()})
     classes = {int(c) for o in found[1]
                for c in o["detection_classes"][0, :int(o["num_detections"][0])]}
-    assert len(classes) >= 2
+    assert classes  # how many classes the 40-step model finds varies from run to run (1 to 3
+    # seen); every class at 1/2/4 threads on a hand-made case: tests/test_builtin_nms.py
     for threads in (2, 4):
         for a, b in zip(found[1], found[threads]):
             assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
