@@ -371,8 +371,8 @@ def warn_fused(nms) -> None:
     threads (tensorflow/tensorflow#56058, still in ai-edge-litert 2.3.0)."""
     if nms.graph == "fused" and nms.use_regular_nms and nms.num_classes > 2:
         print(f"warning: --nms fused: LiteRT's {OP_NAME} (per-class NMS) drops every detection "
-              f"of class index T when the interpreter runs with T threads (T = 2..."
-              f"{nms.num_classes - 1}; tensorflow/tensorflow#56058): run this model on 1 thread, "
+              f"of class index T when the interpreter runs with T threads, for any T from 2 to "
+              f"{nms.num_classes - 1} (tensorflow/tensorflow#56058): run this model on 1 thread, "
               "or export it with the default built-in NMS", file=sys.stderr)
 
 

@@ -60,7 +60,7 @@ def build(source, *, mode: str, postprocess: bool, input_dtype: str, input_quant
                                   "with zero pixels; output boxes are relative to the padded "
                                   "input: divide by the window (scaled height / H, width / W), "
                                   "then clip")}
-        anchors.update(generator="train.core.anchors.grid_anchors (the RPN's); the fused op's "
+        anchors.update(generator="train.core.anchors.grid_anchors (the RPN's); the NMS's "
                        "anchors are the proposals, computed in the model", stride=source.stride,
                        settings=cfg[source.meta_architecture]["first_stage"]["anchors"],
                        image_size=[h, w])

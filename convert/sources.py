@@ -158,8 +158,9 @@ def from_run(run_dir: str, checkpoint: str | None = None, use_regular_nms: bool 
                   "step": _step_of(ckpt)}
     if model.meta_architecture in ("faster_rcnn", "rfcn"):
         if nms not in (None, "per_class") or not use_regular_nms:
-            raise ExportError(f"--nms {nms or 'fused'}: {model.meta_architecture} exports end "
-                              "in per-class built-in NMS (convert/two_stage.py)")
+            flag = f"--nms {nms}" if use_regular_nms else "--fast-nms"
+            raise ExportError(f"{flag}: {model.meta_architecture} exports end in per-class "
+                              "built-in NMS (convert/two_stage.py)")
         return _two_stage_source(model, spec, labels, config, provenance)
     if model.meta_architecture != "ssd":
         raise ExportError(f"{run_dir}: the converter does not know meta-architecture "

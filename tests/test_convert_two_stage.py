@@ -189,6 +189,7 @@ def test_bad_input_is_reported_and_nothing_written(runs, data, tmp_path, capsys)
         (["--image-size", "8"], "--image-size must be at least 32"),
         (["--no-postprocess"], "end in their own built-in NMS"),
         (["--format", "saved_model"], "saved_model is SSD-only"),
+        (["--nms", "fused"], "--nms fused: rfcn exports end in per-class built-in NMS"),
     ]
     for extra, message in cases:
         assert _cli("--run", run, "--out", out, *extra) == 2, extra
