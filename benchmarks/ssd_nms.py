@@ -218,39 +218,14 @@ def accuracy(path: str, data: str, threads, images: int, labels) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", required=True, help="an SSD training run (e.g. the zoo's)")
-    p.add_argument("--data", required=True, help="calibration (train) and val images")
-    p.add_argument("--modes", default="float32,int8")
-    p.add_argument("--threads", default="1,2,4")
-    p.add_argument("--images", type=int, default=100, help="val images for AP and counts")
-    p.add_argument("--check-images", type=int, default=100,
-                   help="val images of the converter's TFLite-vs-TensorFlow check")
-    p.add_argument("--calibration-images", type=int, default=200)
-    p.add_argument("--time-images", type=int, default=10)
-    p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--many-classes", default="ssdlite_mobilenet_v2_coco",
-                   help="also time the post-processing alone of this config (90 classes); "
-                        "'' to skip")
-    p.add_argument("--many-classes-runs", type=int, default=40)
-    p.add_argument("--many-classes-warmup", type=int, default=5)
-    p.add_argument("--out", default="benchmarks/results")
-    args = p.parse_args(argv)
-    args.modes = args.modes.split(",")
-    threads = [int(t) for t in args.threads.split(",")]
-
-    import train  # noqa: F401  (legacy Keras before TensorFlow)
+def measure(args, threads, work: str) -> dict:
+    """Exports, times and scores every graph (see module docstring) in ``work``: the report."""
     from convert import sources
     from convert.export_tflite import check_images
     from edge_runtime.benchmark import machine_info
-    from edge_runtime.files import write_json, write_text
     from edge_runtime.interpreter import make_interpreter, op_names
 
     t_start = time.time()
-    work = tempfile.mkdtemp(prefix="ssd_nms_")
     models = export_all(args, work)
     source = sources.from_run(args.run)
     labels = source.labels
@@ -294,6 +269,38 @@ def main(argv=None) -> int:
               "many_classes_warmup": args.many_classes_warmup,
               "images": args.images, "check_images": args.check_images,
               "seconds": round(time.time() - t_start), "rows": rows}
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="an SSD training run (e.g. the zoo's)")
+    p.add_argument("--data", required=True, help="calibration (train) and val images")
+    p.add_argument("--modes", default="float32,int8")
+    p.add_argument("--threads", default="1,2,4")
+    p.add_argument("--images", type=int, default=100, help="val images for AP and counts")
+    p.add_argument("--check-images", type=int, default=100,
+                   help="val images of the converter's TFLite-vs-TensorFlow check")
+    p.add_argument("--calibration-images", type=int, default=200)
+    p.add_argument("--time-images", type=int, default=10)
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--many-classes", default="ssdlite_mobilenet_v2_coco",
+                   help="also time the post-processing alone of this config (90 classes); "
+                        "'' to skip")
+    p.add_argument("--many-classes-runs", type=int, default=40)
+    p.add_argument("--many-classes-warmup", type=int, default=5)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    args.modes = args.modes.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+
+    import train  # noqa: F401  (legacy Keras before TensorFlow)
+    from edge_runtime.files import write_json, write_text
+
+    with tempfile.TemporaryDirectory(prefix="ssd_nms_") as work:
+        report = measure(args, threads, work)
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "ssd_nms.json"), report, indent=1)
     md = markdown(report)
