@@ -118,8 +118,8 @@ class Detector:
             # (tensorflow/tensorflow#56058, still in ai-edge-litert 2.3.0)
             warnings.warn(f"{self.model_path}: with {num_threads} threads LiteRT's "
                           f"TFLite_Detection_PostProcess drops every detection of class index "
-                          f"{num_threads} ({self._label(num_threads)}); use 1 thread for "
-                          "accuracy (two-stage exports use built-in NMS and are not affected)",
+                          f"{num_threads} ({self._label(num_threads)}); use 1 thread, or "
+                          "re-export it with the default built-in NMS (not affected)",
                           stacklevel=2)
 
     def _label(self, index: int) -> str:

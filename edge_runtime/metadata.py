@@ -9,7 +9,7 @@ Written by ``convert/export_tflite.py``; everything the edge runtime and the pho
                "color": "RGB", "resize": "stretch", "mean": 127.5, "std": 127.5},
                # float input = (pixel - mean) / std; uint8 input = raw pixels (mean 0, std 1)
      "outputs": {"detection_boxes": ..., ...},  # signature output names and meaning
-     "postprocess": {"fused": true, "op": "TFLite_Detection_PostProcess", ...NMS settings},
+     "postprocess": {"fused": false, "graph": "batched", ...NMS settings},  # "fused": the op
      "anchors": {...provenance...},             # + "center_size" [A, 4] when not fused
      "export": {"quantize": "int8", ...},       # how it was made
      "check": {...}}                            # the converter's TFLite-vs-TensorFlow agreement
