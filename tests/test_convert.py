@@ -340,10 +340,13 @@ def test_failed_check_keeps_the_previous_file(source, float32_export, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]
 
 
-def test_labels_the_metadata_cannot_hold_fail_the_export(source, tmp_path, monkeypatch):
+def test_labels_the_metadata_cannot_hold_fail_the_export(source, float32_export, tmp_path,
+                                                         monkeypatch):
     """A failed metadata step fails the export: nothing at --out, the old files kept."""
     out = tmp_path / "model.tflite"
     out.write_bytes(b"previous model")
+    converted = open(float32_export[0], "rb").read()  # the fixture's: no conversion (time)
+    monkeypatch.setattr(export_lib, "_convert", lambda *args: converted)
     names = list(source.labels["category_names"])
     monkeypatch.setitem(source.labels, "category_names", [names[0]] * len(names))
     with pytest.raises(ExportError, match=r"model\.tflite: cannot write its TFLite metadata: "
