@@ -31,9 +31,9 @@ import sys
 import tempfile
 import types
 
+from edge_runtime.metadata import RECORD_FILE
+
 MEDIAPIPE = "mediapipe==1.2.3"  # keep in step with setup.py and the Makefile
-LABELS_FILE = "labels.txt"
-RECORD_FILE = "frontier.json"
 # model output roles -> the signature output names of every detection export (convert/graph.py)
 ROLES = {"location": "detection_boxes", "category": "detection_classes",
          "score": "detection_scores", "number of detections": "num_detections"}

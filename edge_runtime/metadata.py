@@ -34,8 +34,6 @@ from edge_runtime.interpreter import one_line
 
 FORMAT, VERSION = "frontier-detector", 1
 RECORD_FILE = "frontier.json"  # convert/tflite_metadata.py writes it
-# keys the standard metadata holds: never in frontier.json, compared with the sidecar's
-STANDARD_KEYS = ("labels", "input.mean", "input.std", "input.color")
 
 
 def metadata_path(model_path: str) -> str:
@@ -65,7 +63,7 @@ def read_metadata(model_path: str) -> dict | None:
 def _first_difference(embedded: dict, sidecar: dict, prefix: str = ""):
     """(key path, embedded value, sidecar value) of the first key both hold differently."""
     for key, mine in embedded.items():
-        if key not in sidecar or key == "standard":
+        if key not in sidecar:
             continue
         theirs, path = sidecar[key], prefix + key
         if isinstance(mine, dict) and isinstance(theirs, dict):

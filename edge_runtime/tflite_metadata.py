@@ -35,10 +35,6 @@ NORMALIZATION_OPTIONS = 1
 COLOR_SPACES = {0: "UNKNOWN", 1: "RGB", 2: "GRAYSCALE"}
 
 
-def _table(buf: bytes, pos: int) -> Table:
-    return Table(buf, pos)
-
-
 def _field(t: Table, i: int) -> int:
     return t.Offset(4 + 2 * i)
 
@@ -83,7 +79,7 @@ def _union(t: Table, i: int) -> tuple[int, Table | None]:
 def metadata_buffer(model: bytes) -> bytes | None:
     """The TFLITE_METADATA buffer of a model flatbuffer, or None (schema.fbs: Model 4 buffers,
     6 metadata; Metadata 0 name, 1 buffer; Buffer 0 data, 1 offset, 2 size)."""
-    root = _table(model, flatbuffers.encode.Get(flatbuffers.packer.uoffset, model, 0))
+    root = Table(model, flatbuffers.encode.Get(flatbuffers.packer.uoffset, model, 0))
     buffers = _tables(root, 4)
     for entry in _tables(root, 6):
         if _string(entry, 0) != METADATA_NAME:
@@ -137,7 +133,7 @@ def parse(metadata: bytes) -> dict:
     if len(metadata) < 8 or metadata[4:8] != IDENTIFIER:
         raise ValueError(f"no \"{IDENTIFIER.decode()}\" file identifier (not TFLite metadata)")
     try:
-        root = _table(metadata, flatbuffers.encode.Get(flatbuffers.packer.uoffset, metadata, 0))
+        root = Table(metadata, flatbuffers.encode.Get(flatbuffers.packer.uoffset, metadata, 0))
         subgraphs = _tables(root, 3)
         if len(subgraphs) != 1:
             raise ValueError(f"subgraph_metadata has {len(subgraphs)} entries, expected 1")
