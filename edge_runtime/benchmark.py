@@ -1,7 +1,7 @@
 """``python -m edge_runtime benchmark``: latency per stage, memory and machine, as JSON + table.
 
 Stages of one frame: ``preprocess`` (resize a camera-size RGB image, convert to the input
-dtype), ``invoke`` (the interpreter, NMS op included), ``postprocess`` (reading the outputs by
+dtype, straight into the interpreter's input tensor), ``invoke`` (the interpreter, NMS op included), ``postprocess`` (reading the outputs by
 name into boxes/classes/scores) and ``end_to_end`` (all three). Each is reported as median,
 p90, p99 and mean in milliseconds over ``runs`` timed frames after ``warmup`` untimed ones.
 """
@@ -99,9 +99,9 @@ def benchmark_model(model_path: str, threads: int | None = None, runs: int = 200
     clock = time.perf_counter
     for i in range(warmup + runs):
         t0 = clock()
-        tensor = det.preprocess(image)
+        det.load(image)
         t1 = clock()
-        det.invoke(tensor)
+        det.invoke()
         t2 = clock()
         outputs = det.raw_outputs()
         if not det.raw:

@@ -216,9 +216,9 @@ def _infer(detector, slot: LatestFrame, results: queue.Queue, stop: threading.Ev
     """Inference thread: the detector on the latest frame; (frame, detections, invoke ms) out."""
     try:
         while (frame := slot.get()) is not None:
-            tensor = detector.preprocess(frame.rgb)
+            detector.load(frame.rgb)
             t0 = time.perf_counter()
-            detector.invoke(tensor)
+            detector.invoke()
             invoke_ms = 1000 * (time.perf_counter() - t0)
             detections = detector.parse(detector.raw_outputs(), score_threshold)
             _put(results, (frame, detections, invoke_ms), stop)

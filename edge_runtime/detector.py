@@ -53,13 +53,15 @@ def parse_outputs(outputs: dict, score_threshold: float = 0.0, window=(1.0, 1.0)
     n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
     scores = np.asarray(outputs["detection_scores"], np.float32).reshape(-1)[:n]
     boxes = np.asarray(outputs["detection_boxes"], np.float32).reshape(-1, 4)[:n]
+    classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n]
     if tuple(window) != (1.0, 1.0):
         wy, wx = (np.float32(v) for v in window)
         boxes = boxes / np.array([wy, wx, wy, wx], np.float32)
-    boxes = np.clip(boxes, 0.0, 1.0)
-    classes = np.asarray(outputs["detection_classes"]).reshape(-1)[:n]
-    keep = ((scores >= score_threshold) & (boxes[:, 2] > boxes[:, 0])
-            & (boxes[:, 3] > boxes[:, 1]))
+    else:
+        boxes = boxes.copy()  # clipped in place below; never the caller's array
+    np.clip(boxes, 0.0, 1.0, out=boxes)
+    # few numpy calls: this runs per frame, right after the interpreter left the caches cold
+    keep = (scores >= score_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return Detections(boxes[keep], classes[keep].astype(np.int32), scores[keep])
 
 
@@ -173,35 +175,64 @@ class Detector:
         h, w = keep_aspect_size(height, width, self.min_dimension, self.max_dimension)
         return min(h, self.height), min(w, self.width)
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype); sets
-        :attr:`window`, which :meth:`parse` maps the boxes back with."""
+    def preprocess(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """RGB uint8 ``[H, W, 3]`` -> the model input ``[1, h, w, 3]`` (its dtype), written into
+        ``out`` when given; sets :attr:`window`, which :meth:`parse` maps the boxes back with."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
         h, w = self.scaled_size(*image.shape[:2])
-        if image.shape[:2] != (h, w):
-            image = self.INTERPOLATIONS[self.interpolation](image, (w, h))
-        if (h, w) != (self.height, self.width):
-            canvas = np.zeros((self.height, self.width, 3), np.uint8)
-            canvas[:h, :w] = image
-            image = canvas
         self.window = (h / self.height, w / self.width)
-        return self.to_input(image)
+        if (h, w) != (self.height, self.width):  # padded below and to the right (two-stage)
+            canvas = np.zeros((self.height, self.width, 3), np.uint8)
+            canvas[:h, :w] = self._resize(image, (w, h))
+            return self.to_input(canvas, out)
+        if self.input_dtype == np.uint8 and image.shape[:2] != (h, w):
+            if out is None:
+                return self._resize(image, (w, h))[None]
+            resized = self._resize(image, (w, h), out[0])  # straight into ``out``: no copy
+            if not np.shares_memory(resized, out):  # OpenCV made a new array instead
+                out[0] = resized
+            return out
+        return self.to_input(self._resize(image, (w, h)), out)
 
-    def to_input(self, image: np.ndarray) -> np.ndarray:
-        """An RGB uint8 image already of the input size -> ``[1, h, w, 3]`` of the input dtype."""
+    def _resize(self, image: np.ndarray, size: tuple[int, int], dst=None) -> np.ndarray:
+        if image.shape[:2] == size[::-1]:
+            if dst is None:
+                return image
+            dst[...] = image
+            return dst
+        return self.INTERPOLATIONS[self.interpolation](image, size, dst)
+
+    def to_input(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """An RGB uint8 image already of the input size -> ``[1, h, w, 3]`` of the input dtype,
+        written into ``out`` when given."""
         if self.input_dtype == np.uint8:
-            return image[None]
+            if out is None:
+                return image[None]
+            out[0] = image
+            return out
         if self.input_dtype == np.float32:  # in place: one pass instead of numpy's temporaries
-            x = np.empty((1, self.height, self.width, 3), np.float32)
+            x = np.empty((1, self.height, self.width, 3), np.float32) if out is None else out
             np.multiply(image, np.float32(1.0) / self.std, out=x[0], casting="unsafe")
             x -= self.mean / self.std
             return x
         raise ValueError(f"{self.model_path}: unsupported input dtype {self.input_dtype}")
 
-    def invoke(self, tensor: np.ndarray) -> None:
+    def load(self, image: np.ndarray) -> None:
+        """:meth:`preprocess` straight into the interpreter's input tensor (no copy through
+        ``set_tensor``); then :meth:`invoke` with no argument runs it."""
+        view = self.interpreter.tensor(self._input["index"])()
         try:
-            self.interpreter.set_tensor(self._input["index"], tensor)
+            self.preprocess(image, view)
+        finally:
+            del view  # the interpreter refuses to invoke while a view of its memory is held
+
+    def invoke(self, tensor: np.ndarray | None = None) -> None:
+        """Runs the model on ``tensor`` (``[1, h, w, 3]``), or, without one, on the input
+        :meth:`load` wrote."""
+        try:
+            if tensor is not None:
+                self.interpreter.set_tensor(self._input["index"], tensor)
             self.interpreter.invoke()
         except (RuntimeError, ValueError, TypeError) as e:  # e.g. "tensor lacks data"
             raise ValueError(f"{self.model_path}: the interpreter failed running the model "
@@ -233,5 +264,6 @@ class Detector:
             raise ValueError(f"{self.model_path} was exported with --no-postprocess (raw box "
                              "encodings); decode it with its anchors, or export it with the "
                              "fused post-processing op")
-        self.invoke(self.preprocess(image))
+        self.load(image)
+        self.invoke()
         return self.parse(self.raw_outputs(), score_threshold)

@@ -139,3 +139,24 @@ def mediapipe_agrees(model_path: str, images) -> int:
             assert named <= set(det.labels), named
             compared += len(mine)
     return compared
+
+
+def assert_load_writes_preprocess(det, shapes=((323, 370), (480, 640), (90, 60))) -> None:
+    """``det.load(image)`` puts in the interpreter's input tensor exactly what
+    ``det.preprocess(image)`` returns (resized, padded, normalised), for images larger,
+    smaller and of another aspect than the input, and of exactly its size; and the detections
+    of ``detect`` (which loads) equal those of invoking the preprocessed array."""
+    rng = np.random.default_rng(0)
+    for shape in tuple(shapes) + (det.input_size,):
+        image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        det.interpreter.tensor(det._input["index"])().fill(7)  # stale bytes must not survive
+        det.load(image)
+        loaded, window = det.interpreter.get_tensor(det._input["index"]), det.window
+        expected = det.preprocess(image)
+        assert expected.dtype == loaded.dtype and det.window == window
+        np.testing.assert_array_equal(loaded, expected, err_msg=f"image {shape}")
+        got = det.detect(image)
+        det.invoke(det.preprocess(image))
+        ref = det.parse(det.raw_outputs())
+        for a, b in ((got.boxes, ref.boxes), (got.classes, ref.classes), (got.scores, ref.scores)):
+            np.testing.assert_array_equal(a, b)

@@ -18,7 +18,7 @@ from convert.sources import ExportError
 from edge_runtime import Detector
 from edge_runtime.interpreter import make_interpreter, op_names
 from edge_runtime.metadata import embedded_metadata
-from tests.helpers import make_dataset, mediapipe_agrees, tiny_config
+from tests.helpers import assert_load_writes_preprocess, make_dataset, mediapipe_agrees, tiny_config
 from train.config import save_config
 
 
@@ -131,6 +131,10 @@ def test_default_export_detects_the_same_at_1_2_4_threads(source, float32_export
     for threads in (2, 4):
         for a, b in zip(found[1], found[threads]):
             assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_load_writes_the_float_input_in_place(float32_export):
+    assert_load_writes_preprocess(Detector(float32_export[0]))
 
 
 def test_fused_nms_flag_keeps_the_op_and_warns(run, tmp_path, capsys):

@@ -16,7 +16,7 @@ from convert.postprocess_op import OP_NAME
 from convert.sources import ExportError
 from edge_runtime import Detector
 from edge_runtime.interpreter import make_interpreter, op_names
-from tests.helpers import make_dataset, tiny_two_stage_config
+from tests.helpers import assert_load_writes_preprocess, make_dataset, tiny_two_stage_config
 
 ARCHS = ("faster_rcnn", "rfcn")
 
@@ -109,6 +109,7 @@ def test_edge_runtime_letterboxes_like_training(arch, runs, exports):
     assert pairs["unpaired_hard"] == 0 and len(pairs["ious"]) >= 0.9 * len(got)
     assert max(pairs["score_diffs"]) <= 1e-4
     assert got.boxes.min() >= 0.0 and got.boxes.max() <= 1.0
+    assert_load_writes_preprocess(detector)  # padded below and to the right
 
 
 MODES = ("float16", "dynamic", "int8", "qat")

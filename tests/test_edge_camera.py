@@ -43,7 +43,7 @@ class SlowDetector:
     def __init__(self, detector, delay=0.05):
         self.detector, self.delay = detector, delay
 
-    def invoke(self, tensor):
+    def invoke(self, tensor=None):
         time.sleep(self.delay)
         self.detector.invoke(tensor)
 
@@ -149,7 +149,7 @@ def test_a_failing_detector_stops_the_pipeline_with_its_error(clip, detector, tm
     class Broken(SlowDetector):  # fails on the 6th frame, after 5 were written
         calls = 0
 
-        def invoke(self, tensor):
+        def invoke(self, tensor=None):
             Broken.calls += 1
             if Broken.calls > 5:
                 raise RuntimeError("delegate crashed")

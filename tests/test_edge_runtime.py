@@ -16,7 +16,7 @@ from edge_runtime import Detector
 from edge_runtime.__main__ import main
 from edge_runtime.detect import annotated_names, image_paths
 from edge_runtime.detector import parse_outputs
-from tests.helpers import make_dataset, write_classifier_tflite
+from tests.helpers import assert_load_writes_preprocess, make_dataset, write_classifier_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
@@ -48,6 +48,11 @@ def test_asset_model_reads_outputs_by_name_and_finds_objects(images):
     assert len(d) > 0 and np.all(np.diff(d.scores) <= 1e-6)  # sorted by score
     assert d.boxes.min() >= 0.0 and d.boxes.max() <= 1.0
     assert d.classes.min() >= 0 and d.classes.max() < 8
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "linear_exact", "nearest", "area"])
+def test_load_writes_the_preprocessed_input_in_place(interpolation):
+    assert_load_writes_preprocess(Detector(MODEL, interpolation=interpolation))
 
 
 def op_outputs():
