@@ -87,3 +87,13 @@ def test_out_of_range_values_name_the_key(tmp_path, yaml_text, match):
     path.write_text(yaml_text + "\n")
     with pytest.raises(ConfigError, match="range.yaml: " + match):
         load_config(str(path))
+
+
+def test_localization_loss_is_checked_by_key():
+    ok = config_from_dict({"model": {"meta_architecture": "faster_rcnn", "faster_rcnn": {
+        "second_stage": {"localization_loss": "smooth_l1+iou"}}}})
+    assert ok.model.faster_rcnn.second_stage.localization_loss == "smooth_l1+iou"
+    with pytest.raises(ConfigError, match=r"'model.rfcn.second_stage.localization_loss' must "
+                                          r"be one of smooth_l1, smooth_l1\+iou, got 'giou'"):
+        config_from_dict({"model": {"meta_architecture": "rfcn", "rfcn": {
+            "second_stage": {"localization_loss": "giou"}}}})

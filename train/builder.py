@@ -61,7 +61,8 @@ def _two_stage_parts(config: ModelConfig, extractor) -> dict:
     pp = ss.post_processing
     return {"image_resizer": resizer, "rpn": rpn, "proposal_sampler": sampler,
             "box_coder": coder, "localization_weight": ss.localization_weight,
-            "classification_weight": ss.classification_weight, "iou_threshold": pp.iou_threshold,
+            "classification_weight": ss.classification_weight,
+            "localization_loss": ss.localization_loss, "iou_threshold": pp.iou_threshold,
             "score_threshold": pp.score_threshold,
             "max_detections_per_class": pp.max_detections_per_class,
             "max_total_detections": pp.max_total_detections}

@@ -112,6 +112,9 @@ class SecondStageConfig:
     add_groundtruth_to_proposals: bool = True  # training only: gt boxes join the candidates
     localization_weight: float = 2.0
     classification_weight: float = 1.0
+    # smooth_l1 | smooth_l1+iou: the latter adds 1 - IoU of the decoded box and its target
+    # (one of the paper's ensemble members, Sec. 4.2)
+    localization_loss: str = "smooth_l1"
     box_coder_scales: list[float] = field(default_factory=lambda: [10.0, 10.0, 5.0, 5.0])
     post_processing: PostProcessConfig = field(
         default_factory=lambda: PostProcessConfig(score_threshold=0.0))
@@ -340,6 +343,9 @@ _RULES = {**dict.fromkeys(_AT_LEAST_ONE, (lambda v: v >= 1, "must be >= 1")),
           **dict.fromkeys(_NON_NEGATIVE, (lambda v: v >= 0, "must be >= 0"))}
 
 
+LOCALIZATION_LOSSES = ("smooth_l1", "smooth_l1+iou")
+
+
 def _check_ranges(obj, where: str, source: str) -> None:
     for f in dataclasses.fields(obj):
         value, key = getattr(obj, f.name), _join(where, f.name)
@@ -372,6 +378,10 @@ def _check_values(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: '{key}.first_stage.max_proposals' must be in 1.."
                           f"{key}.first_stage.pre_nms_top_k ({fs.pre_nms_top_k}), got "
                           f"{fs.max_proposals}")
+    if arch.second_stage.localization_loss not in LOCALIZATION_LOSSES:
+        raise ConfigError(f"{source}: '{key}.second_stage.localization_loss' must be one of "
+                          f"{', '.join(LOCALIZATION_LOSSES)}, got "
+                          f"{arch.second_stage.localization_loss!r}")
     if arch.image_size > arch.max_image_size:
         raise ConfigError(f"{source}: '{key}.image_size' ({arch.image_size}, the shorter edge) "
                           f"exceeds '{key}.max_image_size' ({arch.max_image_size})")

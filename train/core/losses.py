@@ -17,6 +17,19 @@ def smooth_l1(pred, target, delta=1.0):
     return tf.reduce_sum(0.5 * quad ** 2 + delta * (x - quad), axis=-1)
 
 
+def iou_loss(boxes, target_boxes):
+    """``1 - IoU`` of corner boxes (ymin, xmin, ymax, xmax): ``[..., 4] x [..., 4] -> [...]``
+    float32; boxes that do not overlap (or have no area) cost 1."""
+    a = tf.convert_to_tensor(boxes, tf.float32)
+    b = tf.convert_to_tensor(target_boxes, tf.float32)
+    h = tf.nn.relu(tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0]))
+    w = tf.nn.relu(tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1]))
+    inter = h * w
+    area = lambda x: tf.nn.relu(x[..., 2] - x[..., 0]) * tf.nn.relu(x[..., 3] - x[..., 1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return 1.0 - tf.math.divide_no_nan(inter, union)
+
+
 def softmax_cross_entropy(logits, labels):
     """``logits [..., K+1]``, ``labels [...]`` int -> ``[...]`` float32."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(

@@ -11,7 +11,8 @@ S sampled ones when training), K classes, K' = K (per-class boxes) or 1 (class-a
     train:    proposal_sampler: S of them per image, with class and box targets
            -> box_classifier(features, boxes): class_logits [B, N|S, K+1],
               refined_box_encodings [B, N|S, K', 4] (against the proposal)
-    loss:     rpn (2 x localization + 1 x objectness) + box classifier (2 x loc + 1 x class)
+    loss:     rpn (2 x localization + 1 x objectness) + box classifier (2 x loc + 1 x class);
+              loc = Smooth L1 of the codes (+ 1 - IoU of the decoded boxes: smooth_l1+iou)
     infer:    decode per class, scores softmax -> class-aware NMS (IoU 0.6), clipped
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ class TwoStageDetector(DetectionModel):
     def __init__(self, *, extractor, num_classes: int, image_resizer, first_stage, rpn,
                  box_classifier, proposal_sampler, backbone_layers=(),
                  box_coder: FasterRcnnBoxCoder | None = None, localization_weight: float = 2.0,
-                 classification_weight: float = 1.0, iou_threshold: float = 0.6,
+                 classification_weight: float = 1.0, localization_loss: str = "smooth_l1",
+                 iou_threshold: float = 0.6,
                  score_threshold: float = 0.0, max_detections_per_class: int = 100,
                  max_total_detections: int = 100, name: str | None = None):
         super().__init__(name=name or self.meta_architecture)
@@ -46,6 +48,10 @@ class TwoStageDetector(DetectionModel):
         self.box_coder = box_coder or FasterRcnnBoxCoder()
         self.localization_weight = localization_weight
         self.classification_weight = classification_weight
+        if localization_loss not in ("smooth_l1", "smooth_l1+iou"):
+            raise ValueError(f"localization_loss must be smooth_l1 or smooth_l1+iou, got "
+                             f"{localization_loss!r}")
+        self.localization_loss = localization_loss
         self.nms = {"iou_threshold": iou_threshold, "score_threshold": score_threshold,
                     "max_detections_per_class": max_detections_per_class,
                     "max_total_detections": max_total_detections}
@@ -96,7 +102,7 @@ class TwoStageDetector(DetectionModel):
         index = tf.maximum(cls_t - 1, 0) if enc.shape[2] > 1 else tf.zeros_like(cls_t)
         enc = tf.gather(enc, index[..., None], batch_dims=2)[:, :, 0]
         positive = weight * tf.cast(cls_t > 0, tf.float32)
-        localization = losses.smooth_l1(enc, s["reg_targets"]) * positive
+        localization = self.box_localization_loss(enc, s["reg_targets"], s["boxes"]) * positive
         out["box_classifier_localization"] = tf.reduce_sum(localization) / norm
         out["box_classifier_classification"] = tf.reduce_sum(classification * weight) / norm
         out["total"] = (self.rpn.localization_weight * out["rpn_localization"]
@@ -104,6 +110,16 @@ class TwoStageDetector(DetectionModel):
                         + self.localization_weight * out["box_classifier_localization"]
                         + self.classification_weight * out["box_classifier_classification"])
         return out
+
+    def box_localization_loss(self, encodings, targets, proposals):
+        """Per proposal: ``encodings [B, S, 4]`` of the target class against ``proposals
+        [B, S, 4]``, ``targets [B, S, 4]`` codes -> ``[B, S]``: Smooth L1 of the codes, plus
+        ``1 - IoU`` of the two decoded boxes with ``smooth_l1+iou``."""
+        loss = losses.smooth_l1(encodings, targets)
+        if self.localization_loss == "smooth_l1+iou":
+            loss += losses.iou_loss(self.box_coder.decode(encodings, proposals),
+                                    self.box_coder.decode(targets, proposals))
+        return loss
 
     def postprocess(self, predictions, windows=None) -> dict:
         proposals = predictions["box_classifier_boxes"]
