@@ -91,6 +91,24 @@ class TwoStageDetector(DetectionModel):
                            refined_box_encodings=box_encodings)
         return predictions
 
+    def propose(self, images, windows=None) -> dict:
+        """The first stage alone (what an ensemble unions, paper Sec. 4.2): ``images [B, H, W,
+        3]`` 0..255 -> ``state`` (what :meth:`classify` reads), ``proposals [B, N, 4]``
+        normalised to the padded input, ``num_proposals [B]``."""
+        out = self.first_stage(self.preprocess(images), training=False)
+        p = self.rpn.proposals(out["rpn_box_encodings"], out["rpn_objectness_logits"], windows)
+        return {"state": out, "proposals": p["boxes"], "num_proposals": p["num_proposals"]}
+
+    def classify(self, state, boxes) -> dict:
+        """The second stage on any boxes: ``state`` of :meth:`propose`, ``boxes [B, n, 4]``
+        (padded input) -> ``scores [B, n, K]`` (softmax, background dropped) and ``boxes
+        [B, n, K, 4]`` refined per class (a class-agnostic refinement repeated K times)."""
+        logits, encodings = self.box_classifier(state, boxes, False)
+        decoded = self.box_coder.decode(encodings, tf.convert_to_tensor(boxes)[:, :, None, :])
+        if decoded.shape[2] == 1:
+            decoded = tf.repeat(decoded, self.num_classes, axis=2)
+        return {"scores": tf.nn.softmax(logits)[..., 1:], "boxes": decoded}
+
     def loss(self, predictions, targets) -> dict:
         out = self.rpn.loss(predictions["rpn_box_encodings"],
                             predictions["rpn_objectness_logits"], targets)
