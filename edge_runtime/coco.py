@@ -18,6 +18,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from edge_runtime.images import DataError
 
 ALLOW_OUTSIDE_ENV = "FRONTIER_ALLOW_OUTSIDE_ROOT"
@@ -224,10 +226,13 @@ def read_ground_truth(data: str, split: str = "val", allow_outside_root: bool | 
     return GroundTruth(coco, files, [c for c, _ in cats], os.path.abspath(path), warnings)
 
 
-def coco_metrics(gt: dict, detections: list[dict]) -> tuple[dict, str]:
+def coco_metrics(gt: dict, detections: list[dict], per_category: bool = False
+                 ) -> tuple[dict, str]:
     """COCOeval (bbox) of a results list against a COCO dict: ({STAT_NAMES: value}, summary).
 
-    Absent size buckets give -1 as in COCOeval; no detections at all gives zeros."""
+    Absent size buckets give -1 as in COCOeval; no detections at all gives zeros. With
+    ``per_category``, ``"per_category_AP"``: AP@[.5:.95] of each category of ``gt`` in id
+    order (NaN for a category without ground truth)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -237,12 +242,21 @@ def coco_metrics(gt: dict, detections: list[dict]) -> tuple[dict, str]:
         coco_gt.dataset = gt
         coco_gt.createIndex()
         if not detections:  # loadRes refuses an empty list
-            return {k: 0.0 for k in STAT_NAMES}, "no detections\n"
+            out = {k: 0.0 for k in STAT_NAMES}
+            if per_category:
+                out["per_category_AP"] = [0.0] * len(coco_gt.getCatIds())
+            return out, "no detections\n"
         evaluator = COCOeval(coco_gt, coco_gt.loadRes(detections), "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {k: float(v) for k, v in zip(STAT_NAMES, evaluator.stats)}, text.getvalue()
+    out = {k: float(v) for k, v in zip(STAT_NAMES, evaluator.stats)}
+    if per_category:  # precision [T, R, K, A, M]: all areas, 100 detections
+        precision = evaluator.eval["precision"][:, :, :, 0, -1]
+        out["per_category_AP"] = [
+            float(np.mean(p[p > -1])) if (p > -1).any() else float("nan")
+            for p in np.moveaxis(precision, 2, 0)]
+    return out, text.getvalue()
 
 
 def to_coco_results(example, boxes, scores, classes, category_ids) -> list[dict]:

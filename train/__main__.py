@@ -1,8 +1,10 @@
-"""Command line: ``python -m train {generate,fit,evaluate,report,package,describe} ...``."""
+"""Command line: ``python -m train {generate,fit,evaluate,ensemble,report,package,describe}
+...``."""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import train  # noqa: F401  (selects legacy Keras before TensorFlow loads)
@@ -40,6 +42,28 @@ def _evaluate(args):
     print(report["coco_summary"], end="")
     print("  ".join(f"{k}={report[k]:.3f}" for k in
                     ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100")))
+
+
+def _ensemble(args):
+    from train.ensemble.evaluate import run_ensemble
+
+    report = run_ensemble(
+        [r for r in args.runs.split(",") if r], args.data, args.split, args.images,
+        args.select, args.max_models, args.similarity, args.select_data, args.select_split,
+        args.select_images, args.combine, args.merge, args.multicrop, args.out,
+        progress=not args.no_progress)
+    e = report["ensemble"]
+    if e["selection"]:
+        for d in e["selection"]["decisions"]:
+            print(f"  {'chose ' if d['chosen'] else 'skipped'} {d['name']} (held-out AP "
+                  f"{d['AP']:.3f}): {d['reason']}")
+    print(f"ensemble of {', '.join(m['name'] for m in e['members'])}: combine {e['combine']}, "
+          f"multicrop {e['multicrop']}, {e['network_evaluations_per_image']} network "
+          f"evaluations per image, {report['ms_per_image']['median']:.0f} ms per image")
+    print("  ".join(f"{k}={report[k]:.3f}" for k in
+                    ("AP", "AP50", "AP75", "AP_small", "AR100", "AR_small")))
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'eval.json')}")
 
 
 def _report(args):
@@ -115,6 +139,39 @@ def main(argv=None) -> int:
                    "shorter edge (the longer-edge cap scales with it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "ensemble", help="an ensemble of runs, with multicrop, scored like evaluate (paper "
+        "Sec. 4.2; desktop only)",
+        description="Runs several trained runs as one detector on a split and writes COCO "
+        "metrics (eval.json, as `evaluate`), the members and why they were chosen, network "
+        "evaluations and time per image. --combine proposals (two-stage members): the union of "
+        "every member's RPN proposals, each scored and refined by every member's box "
+        "classifier, averaged, one NMS (He et al. 2016). --combine detections: any members' "
+        "detections merged per class (--merge nms|wbf).")
+    p.add_argument("--runs", required=True, help="comma-separated run or zoo directories")
+    p.add_argument("--data", required=True, help="dataset the scores are reported on")
+    p.add_argument("--split", default="val", help="its split (default: val)")
+    p.add_argument("--images", type=int, help="only the first N images of the split")
+    p.add_argument("--select", default="none", choices=("none", "greedy"),
+                   help="greedy: the paper's rule -- best held-out AP first, skipping a model "
+                   "whose per-category AP vector has cosine > --similarity to a chosen one")
+    p.add_argument("--max-models", type=int, default=5, help="at most N members (greedy; 5)")
+    p.add_argument("--similarity", type=float, default=0.99,
+                   help="cosine above which a candidate is pruned (greedy; 0.99)")
+    p.add_argument("--select-data", help="held-out dataset for --select greedy (default: "
+                   "--data; its split must then differ from --split)")
+    p.add_argument("--select-split", default="val", help="held-out split (default: val)")
+    p.add_argument("--select-images", type=int, help="only the first N held-out images")
+    p.add_argument("--combine", default="proposals", choices=("proposals", "detections"))
+    p.add_argument("--merge", default="nms", choices=("nms", "wbf"),
+                   help="how detections of members (--combine detections) and of crops merge")
+    p.add_argument("--multicrop", default="none", metavar="SPEC",
+                   help="'GxG:F': the whole image plus a G x G grid of crops F of its sides "
+                   "(e.g. 2x2:0.6); 'none' (default)")
+    p.add_argument("--out", help="directory for eval.json and the detections")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_ensemble)
 
     sub.add_parser("generate", help="write the bundled synthetic dataset (generate --help)",
                    add_help=False)
