@@ -37,7 +37,7 @@ class Member:
     name: str
     run_dir: str
     model: object  # a DetectionModel
-    labels: dict  # labels.json: category_ids, names
+    labels: dict  # labels.json: category_ids, category_names
 
     @property
     def two_stage(self) -> bool:
@@ -64,11 +64,11 @@ def check_runs(run_dirs, combine: str) -> list[dict]:
             raise EnsembleError(f"{run}: not a trained run ({missing[0]} not found)")
         with open(paths[1]) as f:
             lab = json.load(f)
-        if labels and (lab.get("category_ids"), lab.get("names")) != (
-                labels[0].get("category_ids"), labels[0].get("names")):
-            raise EnsembleError(f"{run}: labels {lab.get('names')} / category ids "
+        if labels and (lab.get("category_ids"), lab.get("category_names")) != (
+                labels[0].get("category_ids"), labels[0].get("category_names")):
+            raise EnsembleError(f"{run}: labels {lab.get('category_names')} / category ids "
                                 f"{lab.get('category_ids')} differ from {run_dirs[0]}'s "
-                                f"{labels[0].get('names')} / {labels[0].get('category_ids')}")
+                                f"{labels[0].get('category_names')} / {labels[0].get('category_ids')}")
         with open(paths[0]) as f:
             arch = ((yaml.safe_load(f) or {}).get("model") or {}).get("meta_architecture", "ssd")
         if combine == "proposals" and arch == "ssd":
