@@ -90,7 +90,7 @@ def test_two_member_ensemble_cli_with_greedy_selection(data, held_out, tmp_path,
     out = tmp_path / "ens"
     rc = main(["ensemble", "--runs", f"{FRCNN},{RFCN}", "--data", data, "--select", "greedy",
                "--select-data", held_out, "--similarity", "1.0", "--multicrop", "2x2:0.6",
-               "--out", str(out), "--no-progress"])
+               "--score-members", "--out", str(out), "--no-progress"])
     assert rc == 0
     report = json.loads((out / "eval.json").read_text())
     for key in ("AP", "AP50", "AP_small", "AR100", "AR_small", "per_category_AP"):
@@ -102,6 +102,8 @@ def test_two_member_ensemble_cli_with_greedy_selection(data, held_out, tmp_path,
         sel["candidates"], key=lambda n: -sel["candidates"][n]["AP"])
     assert e["network_evaluations_per_image"] == 10 and report["num_images"] == 4
     assert report["ms_per_image"]["median"] > 0
+    alone = e["members_alone"]
+    assert set(alone) == set(sel["chosen"]) and all("AP" in v for v in alone.values())
     assert (out / "detections_val.json").exists()
     assert "network evaluations per image" in capsys.readouterr().out
 

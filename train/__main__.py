@@ -51,7 +51,7 @@ def _ensemble(args):
         [r for r in args.runs.split(",") if r], args.data, args.split, args.images,
         args.select, args.max_models, args.similarity, args.select_data, args.select_split,
         args.select_images, args.combine, args.merge, args.multicrop, args.out,
-        progress=not args.no_progress)
+        progress=not args.no_progress, score_members=args.score_members)
     e = report["ensemble"]
     if e["selection"]:
         for d in e["selection"]["decisions"]:
@@ -169,6 +169,9 @@ def main(argv=None) -> int:
     p.add_argument("--multicrop", default="none", metavar="SPEC",
                    help="'GxG:F': the whole image plus a G x G grid of crops F of its sides "
                    "(e.g. 2x2:0.6); 'none' (default)")
+    p.add_argument("--score-members", action="store_true",
+                   help="also score each chosen member alone on the same images (the "
+                   "report's ensemble-vs-best-single row)")
     p.add_argument("--out", help="directory for eval.json and the detections")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_ensemble)

@@ -2,7 +2,8 @@
 
 Writes ``OUT/eval.json``: the COCO metrics of ``train evaluate`` (same names), plus
 ``ensemble``: members, the selection and why, combine / merge / multicrop, network
-evaluations and the measured time per image (batch 1, this machine; median and p90 after one
+evaluations, each member's own scores on the same images (``members_alone``, with
+``--score-members``) and the measured time per image (batch 1, this machine; median and p90 after one
 untimed warm-up image). ``OUT/detections_{split}.json``: the COCO results.
 """
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _dataset(data, split, category_ids, what):
 def run_ensemble(runs, data, split="val", images=None, select="none", max_models=5,
                  similarity=0.99, select_data=None, select_split="val", select_images=None,
                  combine="proposals", merge_method="nms", multicrop_spec=None, out=None,
-                 progress=True) -> dict:
+                 progress=True, score_members=False) -> dict:
     """The whole command (see the module docstring); every check runs before any model is
     evaluated."""
     labels = check_runs(runs, combine)
@@ -110,6 +111,13 @@ def run_ensemble(runs, data, split="val", images=None, select="none", max_models
                                                 len(held_out.examples)),
                      "candidates": candidates, "decisions": decisions, "chosen": chosen}
         members = [m for name in chosen for m in members if m.name == name]
+    singles = {}
+    if score_members:  # each member alone, same images, same code path
+        for m in members:
+            s = score(Ensemble([m], combine="detections").detect, dataset, category_ids,
+                      images, progress, desc=f"{m.name} alone on {split}")
+            singles[m.name] = {k: s[k] for k in ("AP", "AP50", "AP_small", "AR100", "AR_small",
+                                                 "ms_per_image")}
     ensemble = Ensemble(members, combine=combine, merge_method=merge_method,
                         multicrop_spec=multicrop_spec)
     s = score(ensemble.detect, dataset, category_ids, images, progress,
@@ -123,7 +131,7 @@ def run_ensemble(runs, data, split="val", images=None, select="none", max_models
                            "multicrop": multicrop_spec or "none",
                            "crops_per_image": len(ensemble.windows),
                            "network_evaluations_per_image": ensemble.evaluations_per_image,
-                           "selection": selection,
+                           "selection": selection, "members_alone": singles or None,
                            "timing": {"batch": 1, "machine": platform.processor()
                                       or platform.machine(), "cores": os.cpu_count()}}}
     if out:
