@@ -51,7 +51,8 @@ def _ensemble(args):
         [r for r in args.runs.split(",") if r], args.data, args.split, args.images,
         args.select, args.max_models, args.similarity, args.select_data, args.select_split,
         args.select_images, args.combine, args.merge, args.multicrop, args.out,
-        progress=not args.no_progress, score_members=args.score_members)
+        progress=not args.no_progress, score_members=args.score_members,
+        num_proposals=args.num_proposals)
     e = report["ensemble"]
     if e["selection"]:
         for d in e["selection"]["decisions"]:
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
     p.add_argument("--multicrop", default="none", metavar="SPEC",
                    help="'GxG:F': the whole image plus a G x G grid of crops F of its sides "
                    "(e.g. 2x2:0.6); 'none' (default)")
+    p.add_argument("--num-proposals", type=int, help="two-stage members' proposals per image "
+                   "(default: each config's; the pool holds members x this many)")
     p.add_argument("--score-members", action="store_true",
                    help="also score each chosen member alone on the same images (the "
                    "report's ensemble-vs-best-single row)")

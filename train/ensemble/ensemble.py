@@ -44,12 +44,18 @@ class Member:
         return self.model.meta_architecture != "ssd"
 
 
+def meta_architecture(run: str) -> str:
+    """What a run's config.yaml names (ssd when it names none, as the config does)."""
+    import yaml
+
+    with open(os.path.join(run, "config.yaml")) as f:
+        return ((yaml.safe_load(f) or {}).get("model") or {}).get("meta_architecture") or "ssd"
+
+
 def check_runs(run_dirs, combine: str) -> list[dict]:
     """Reads each run's config.yaml and labels.json without building anything: a run that does
     not exist, labels that differ from the first member's, or a one-stage member under
     ``combine="proposals"`` -> EnsembleError naming the run. Returns the labels."""
-    import yaml
-
     if not run_dirs:
         raise EnsembleError("no member runs given (--runs A,B,...)")
     if combine not in ("proposals", "detections"):
@@ -69,8 +75,7 @@ def check_runs(run_dirs, combine: str) -> list[dict]:
             raise EnsembleError(f"{run}: labels {lab.get('category_names')} / category ids "
                                 f"{lab.get('category_ids')} differ from {run_dirs[0]}'s "
                                 f"{labels[0].get('category_names')} / {labels[0].get('category_ids')}")
-        with open(paths[0]) as f:
-            arch = ((yaml.safe_load(f) or {}).get("model") or {}).get("meta_architecture", "ssd")
+        arch = meta_architecture(run)
         if combine == "proposals" and arch == "ssd":
             raise EnsembleError(f"{run}: an ssd model has no proposals; --combine proposals "
                                 "takes faster_rcnn and rfcn members (or use --combine "
@@ -79,13 +84,15 @@ def check_runs(run_dirs, combine: str) -> list[dict]:
     return labels
 
 
-def load_members(run_dirs, combine: str) -> list[Member]:
+def load_members(run_dirs, combine: str, num_proposals: int | None = None) -> list[Member]:
+    """``num_proposals``: two-stage members' proposals per image (default: each config's)."""
     from train.evaluate import load_run
 
     check_runs(run_dirs, combine)
     members = []
     for run in run_dirs:
-        _, labels, model, _ = load_run(run)
+        two_stage = meta_architecture(run) != "ssd"
+        _, labels, model, _ = load_run(run, num_proposals=num_proposals if two_stage else None)
         members.append(Member(os.path.basename(os.path.normpath(run)), run, model, labels))
     return members
 

@@ -76,7 +76,7 @@ def _dataset(data, split, category_ids, what):
 def run_ensemble(runs, data, split="val", images=None, select="none", max_models=5,
                  similarity=0.99, select_data=None, select_split="val", select_images=None,
                  combine="proposals", merge_method="nms", multicrop_spec=None, out=None,
-                 progress=True, score_members=False) -> dict:
+                 progress=True, score_members=False, num_proposals=None) -> dict:
     """The whole command (see the module docstring); every check runs before any model is
     evaluated."""
     labels = check_runs(runs, combine)
@@ -94,7 +94,9 @@ def run_ensemble(runs, data, split="val", images=None, select="none", max_models
             raise EnsembleError(f"--select greedy on {data} ({split}), the split the scores are "
                                 "reported on: give a held-out --select-data / --select-split")
         held_out = _dataset(select_data, select_split, category_ids, "--select-data")
-    members = load_members(runs, combine)
+    if num_proposals is not None and num_proposals < 1:
+        raise EnsembleError(f"--num-proposals must be >= 1, got {num_proposals}")
+    members = load_members(runs, combine, num_proposals)
     selection = None
     if held_out is not None:
         candidates = {}
@@ -130,6 +132,7 @@ def run_ensemble(runs, data, split="val", images=None, select="none", max_models
                            "combine": combine, "merge": merge_method,
                            "multicrop": multicrop_spec or "none",
                            "crops_per_image": len(ensemble.windows),
+                           "num_proposals": num_proposals,
                            "network_evaluations_per_image": ensemble.evaluations_per_image,
                            "selection": selection, "members_alone": singles or None,
                            "timing": {"batch": 1, "machine": platform.processor()
