@@ -2,6 +2,7 @@
 
     python -m benchmarks sweep --grid {quick,mobile,paper,FILE.yaml} --out DIR [--runs RUN ...]
     python -m benchmarks report --results DIR --out DIR [--edge PI.json ...] [--threads 1]
+                                [--ensemble EVAL_JSON ...]
 
 Each command is one ``add_<name>(subparsers)`` function that registers its parser and sets
 ``func``; a new command (e.g. ``sweep``) is one more such function and one line in COMMANDS.
@@ -28,15 +29,20 @@ def add_report(sub):
                    help="an `edge_runtime benchmark --json` file from a Pi/phone (repeatable)")
     p.add_argument("--threads", type=int, default=1,
                    help="LiteRT thread count drawn on the edge frontier (default 1)")
+    p.add_argument("--ensemble", action="append", default=[], metavar="EVAL_JSON",
+                   help="an eval.json written by `python -m train ensemble` (repeatable): a "
+                   "point on the AP-vs-time frontier and a row of the ensemble section")
     p.set_defaults(func=run_report)
 
 
 def run_report(args) -> int:
     from benchmarks.report import build_report
-    result = build_report(args.results, args.out, args.edge, args.threads)
+    result = build_report(args.results, args.out, args.edge, args.threads,
+                          ensembles=args.ensemble)
     for path, message in result["problems"]:
         print(f"{path}: {message}", file=sys.stderr)
-    print(f"{len(result['cells'])} cell(s), {len(result['problems'])} problem(s); report: "
+    print(f"{len(result['cells'])} cell(s), {len(result['ensembles'])} ensemble(s), "
+          f"{len(result['problems'])} problem(s); report: "
           f"{os.path.join(args.out, 'report.md')} and {os.path.join(args.out, 'index.html')}")
     return 0
 

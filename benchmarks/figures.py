@@ -2,7 +2,8 @@
 
 Each function takes validated cells, draws one PNG and returns its path, or None when the
 cells hold nothing to draw (the report then says so). Time is TensorFlow's median latency, on a
-log axis as in the paper; untrained cells (no AP) appear only where no axis is AP.
+log axis as in the paper; untrained cells (no AP) appear only where no axis is AP. Ensembles
+(``train ensemble`` eval.json) are points of Fig. 2 only.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from benchmarks.ensembles import label as ens_label, point as ens_point  # noqa: E402
 from benchmarks.frontier import critical_points, pareto_front, short_name  # noqa: E402
 from train.report_figures import save_png  # noqa: E402
 
@@ -48,10 +50,11 @@ def _save(fig, path):
     return save_png(fig, path, dpi=110)
 
 
-def scatter_frontier(ax, points, labels, colours, legend):
+def scatter_frontier(ax, points, labels, colours, legend, markers=None):
     """Points [(time, ap)], their frontier as a step line, frontier points named."""
-    for (t, a), c in zip(points, colours):
-        ax.scatter(t, a, color=c, s=36, edgecolor="k", linewidth=0.4, zorder=3)
+    for (t, a), c, m in zip(points, colours, markers or ["o"] * len(points)):
+        ax.scatter(t, a, color=c, marker=m, s=36 if m == "o" else 150, edgecolor="k",
+                   linewidth=0.4, zorder=3)
     front = pareto_front(points)
     roles = critical_points(points, front)
     if front:
@@ -72,18 +75,23 @@ def scatter_frontier(ax, points, labels, colours, legend):
     return front, roles
 
 
-def ap_vs_time(cells, path, by="meta_architecture"):
-    """Fig. 2: AP vs time of the trained cells, coloured by ``by``, frontier drawn."""
+def ap_vs_time(cells, path, by="meta_architecture", ensembles=()):
+    """Fig. 2: AP vs time of the trained cells, coloured by ``by``, and of each ensemble (a
+    black star); one frontier over both."""
     trained = [c for c in cells if c.get("ap")]
-    if not trained:
+    if not trained and not ensembles:
         return None
     colours, group = _colours(trained, by)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     used = {group(c) for c in trained}
     legend = {META_LABELS.get(g, g): colours[g] for g in colours if g in used}
-    scatter_frontier(ax, [(_time(c), c["ap"]["AP"]) for c in trained],
-                     [short_name(c["cell"]) for c in trained],
-                     [colours[group(c)] for c in trained], legend)
+    if ensembles:
+        ax.scatter([], [], color="k", marker="*", s=150, label="ensemble")
+    scatter_frontier(ax, [(_time(c), c["ap"]["AP"]) for c in trained]
+                     + [ens_point(e) for e in ensembles],
+                     [short_name(c["cell"]) for c in trained] + [ens_label(e) for e in ensembles],
+                     [colours[group(c)] for c in trained] + ["k"] * len(ensembles), legend,
+                     ["o"] * len(trained) + ["*"] * len(ensembles))
     ax.set_xlabel("TensorFlow time per image, median (ms)")
     ax.set_ylabel("AP@[.5:.95]")
     ax.set_title(f"AP vs time, by {by.replace('_', ' ')}")

@@ -1,8 +1,9 @@
 """``python -m benchmarks report``: the sweep's results folder -> report.md, index.html, PNGs.
 
 The report is one benchmarks.document.Doc rendered twice, as Markdown beside its PNGs and as
-one self-contained HTML page, so the two never disagree. Every number in it comes from a cell file (or a Pi/phone JSON) of the
-folder, except the TF1 zoo's published table, which stands apart and never enters a frontier.
+one self-contained HTML page, so the two never disagree. Every number in it comes from a cell
+file of the folder, a Pi/phone JSON or a `train ensemble` eval.json (--ensemble), except the TF1
+zoo's published table, which stands apart and never enters a frontier.
 Bad files never stop the report: each is listed in its log with the reason it was skipped.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from benchmarks import figures
 from benchmarks.document import Doc
 from benchmarks.edge_reports import edge_points
+from benchmarks.ensembles import file_name, label, load_ensembles, point
 from benchmarks.findings import TOLERANCE_TEXT, check_findings
 from benchmarks.frontier import critical_points, pareto_front, short_name
 from benchmarks.results_schema import load_results
@@ -44,12 +46,15 @@ def _draw(log, name, fn, *args):
 
 
 def build_report(results: str, out: str, edge_files=(), threads: int = 1,
-                 zoo_file: str = ZOO_FILE) -> dict:
-    """Writes out/report.md, out/index.html and out/*.png; returns {"cells", "problems",
-    "files"} (problems: [(file, message)], also in the report's log)."""
+                 zoo_file: str = ZOO_FILE, ensembles=()) -> dict:
+    """Writes out/report.md, out/index.html and out/*.png; returns {"cells", "ensembles",
+    "problems", "files"} (problems: [(file, message)], also in the report's log);
+    ``ensembles``: paths of `train ensemble` eval.json files."""
     os.makedirs(out, exist_ok=True)
     loaded = load_results(results, edge_files)
     cells, log = loaded.cells, list(loaded.problems)
+    ens, eproblems = load_ensembles(ensembles)
+    log += eproblems
     epoints, eproblems = edge_points(loaded.edge, cells)
     log += eproblems
     fig = lambda name: os.path.join(out, name)  # noqa: E731
@@ -59,11 +64,12 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
     doc.p(f"From `{results}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
           f"{len(cells)} cell(s) measured ({len(trained)} trained, {len(cells) - len(trained)} "
           f"untrained: those are on no AP axis), {len(log)} problem(s) in the log at the end. "
-          "Time is TensorFlow's median per image, batch 1, post-processing included.")
+          "Time is TensorFlow's median per image, batch 1, post-processing included."
+          + (f" {len(ens)} ensemble(s) from --ensemble." if ens else ""))
     for note in sorted({c["postprocess_note"] for c in cells if c.get("postprocess_note")}):
         doc.p(f"*Post-processing and untrained weights:* {note}")
     _machines(doc, cells)
-    _frontier_section(doc, cells, log, fig)
+    _frontier_section(doc, cells, ens, log, fig)
     doc.h("Memory vs time (paper Fig. 3)")
     doc.img(_draw(log, "fig3", figures.memory_vs_time, cells, fig("fig3_memory_vs_time.png")),
             "Peak memory vs time, by extractor", "no measured cells")
@@ -74,10 +80,11 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
             "FLOPs vs time, by extractor", "no measured cells")
     _edge_section(doc, cells, epoints, threads, log, fig)
     _int8_section(doc, cells)
+    _ensemble_section(doc, ens)
     doc.h("The paper's findings on our numbers")
     doc.table(["finding", "paper", "ours", "holds?", "cells"],
               [[r["finding"], r["paper"], r["ours"], r["holds"], r["cells"]]
-               for r in check_findings(cells)])
+               for r in check_findings(cells, ens)])
     doc.p(TOLERANCE_TEXT)
     _cells_table(doc, cells)
     _zoo_section(doc, zoo_file, log)
@@ -89,7 +96,7 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
     write_text(os.path.join(out, "report.md"), doc.markdown())
     write_text(os.path.join(out, "index.html"), doc.html("Speed/accuracy report"))
     files = [b[1] for b in doc.blocks if b[0] == "img"]
-    return {"cells": cells, "problems": log, "files": files}
+    return {"cells": cells, "ensembles": ens, "problems": log, "files": files}
 
 
 def _machines(doc, cells):
@@ -106,23 +113,30 @@ def _machines(doc, cells):
               "comparable with each other; the findings pair only cells of one machine.**")
 
 
-def _frontier_section(doc, cells, log, fig):
+def _frontier_section(doc, cells, ens, log, fig):
     doc.h("AP vs time, optimality frontier (paper Fig. 2)")
     trained = [c for c in cells if c.get("ap")]
     for by, name in (("meta_architecture", "fig2a_ap_vs_time_meta.png"),
                      ("extractor", "fig2b_ap_vs_time_extractor.png")):
-        doc.img(_draw(log, name, figures.ap_vs_time, cells, fig(name), by),
-                f"AP vs time by {by.replace('_', ' ')}, frontier dashed",
+        doc.img(_draw(log, name, figures.ap_vs_time, cells, fig(name), by, ens),
+                f"AP vs time by {by.replace('_', ' ')}, frontier dashed"
+                + (", ensembles as black stars" if ens else ""),
                 "no trained cells (untrained cells have no AP)")
-    points = [(_time(c), c["ap"]["AP"]) for c in trained]
+    # one frontier over cells and ensembles: [(point, model, id, p90)]
+    rows = [((_time(c), c["ap"]["AP"]), short_name(c["cell"]), c["cell"]["id"],
+             c["tf_latency_ms"]["p90"]) for c in trained]
+    rows += [(point(e), label(e), file_name(e), e["ms_per_image"]["p90"]) for e in ens]
+    points = [r[0] for r in rows]
     front = pareto_front(points)
     roles = critical_points(points, front)
     if front:
         doc.p("Critical points (the frontier, fastest first):")
         doc.table(["model", "cell id", "time ms (median)", "p90", "AP", "role"],
-                  [[short_name(trained[i]["cell"]), trained[i]["cell"]["id"],
-                    _f(_time(trained[i])), _f(trained[i]["tf_latency_ms"]["p90"]),
+                  [[rows[i][1], rows[i][2], _f(points[i][0]), _f(rows[i][3]),
                     _ap(points[i][1]), roles.get(i, "")] for i in front])
+    if ens:
+        doc.p("Ensembles are timed by `train ensemble` (section \"Ensemble and multicrop\" "
+              "below): their times compare with the cells' only when both ran on one machine.")
 
 
 def _size_section(doc, trained, log, fig):
@@ -211,6 +225,33 @@ def _int8_section(doc, cells):
         doc.table(["model", "AP float", "AP int8", "change (AP points)", "relative"], rows)
     else:
         doc.p("*No cell has both a float and an int8 AP.*")
+
+
+def _ensemble_section(doc, ens):
+    doc.h("Ensemble and multicrop (paper Sec. 4.2)")
+    if not ens:
+        doc.p("*No ensemble: pass `--ensemble OUT/eval.json`, written by `python -m train "
+              "ensemble ... --out OUT` (add `--score-members` for each member alone).*")
+        return
+    rows = []
+    for e in ens:
+        s = e["ensemble"]
+        rows.append([label(e), ", ".join(m["name"] for m in s["members"]), s["combine"],
+                     s["merge"], s["multicrop"], s["network_evaluations_per_image"],
+                     _f(e["ms_per_image"]["median"]), _f(e["ms_per_image"]["p90"]),
+                     _ap(e["AP"]), _ap(e["AP_small"]), _ap(e["AR_small"]), file_name(e)])
+        for name, m in (s.get("members_alone") or {}).items():
+            rows.append([f"{name} alone", name, "—", "—", "none", 1,
+                         _f(m["ms_per_image"]["median"]), _f(m["ms_per_image"]["p90"]),
+                         _ap(m["AP"]), _ap(m["AP_small"]), _ap(m["AR_small"]), file_name(e)])
+    doc.table(["model", "members", "combine", "merge", "multicrop", "network evals / image",
+               "ms / image (median)", "p90", "AP", "AP_small", "AR_small", "file"], rows)
+    where = "; ".join(sorted({f"{t.get('machine', '?')}, {t.get('cores', '?')} cores, batch "
+                              f"{t.get('batch', '?')}" for t in
+                              (e["ensemble"]["timing"] for e in ens)}))
+    doc.p("Time is the whole procedure per image (every member on the image and on each crop, "
+          f"then the merge), measured by `train ensemble` ({where}); each member alone is "
+          "scored and timed on the same images by the same code.")
 
 
 def _cells_table(doc, cells):

@@ -1,6 +1,7 @@
 """`python -m benchmarks report`: the Pareto frontier, the report from a fixture results folder
 (tests/assets/sweep_fixture: 8 good cells, a failed one, a mismatched trained run, a truncated
-JSON, a foreign JSON, a Pi JSON and a Pi JSON of another schema), and bad input."""
+JSON, a foreign JSON, a Pi JSON and a Pi JSON of another schema), bad input, and ensembles
+(hand-written `train ensemble` eval.json files: on the frontier, their section, the finding)."""
 import copy
 import json
 import math
@@ -10,6 +11,7 @@ import pytest
 
 from benchmarks import report as report_module
 from benchmarks.__main__ import main
+from benchmarks.ensembles import label as ens_label, load_ensembles
 from benchmarks.findings import check_findings
 from benchmarks.frontier import critical_points, dominates, pareto_front, short_name
 from benchmarks.results_schema import CellError, load_results, validate_cell
@@ -216,10 +218,126 @@ def test_a_figure_that_fails_is_logged(tmp_path, monkeypatch):
 
 def test_findings_without_pairs():
     rows = check_findings([good_cell()])
-    assert all(r["ours"] == "not measured" for r in rows)
+    assert all(r["ours"] == "not measured" for r in rows[:-1])
+    assert rows[-1]["ours"] == "no ensemble with --score-members" and rows[-1]["holds"] == "n/a"
 
 
 def test_cli_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["report", "--help"])
-    assert e.value.code == 0 and "--results" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--results" in out and "--ensemble EVAL_JSON" in out
+
+
+# --- ensembles (`train ensemble` eval.json) beside the sweep ----------------------------------
+
+def ensemble_eval(ap=0.60, multicrop="2x2:0.6", alone=True):
+    """A hand-written eval.json of `python -m train ensemble` (train/ensemble/evaluate.py)."""
+    metrics = dict.fromkeys(("AP50", "AP75", "AP_medium", "AP_large", "AR1", "AR10", "AR100",
+                             "AR_medium", "AR_large"), 0.7)
+    members = [{"name": n, "run": f"runs/{n}", "meta_architecture": "faster_rcnn"}
+               for n in ("frcnn_a", "frcnn_b", "rfcn_c")]
+    singles = {"frcnn_a": {"AP": 0.52, "AP50": 0.7, "AP_small": 0.25, "AR100": 0.6,
+                           "AR_small": 0.35, "ms_per_image": {"median": 120.0, "p90": 130.0}},
+               "frcnn_b": {"AP": 0.50, "AP50": 0.7, "AP_small": 0.20, "AR100": 0.6,
+                           "AR_small": 0.30, "ms_per_image": {"median": 45.0, "p90": 50.0}}}
+    crops = 1 if multicrop == "none" else 5
+    return dict(metrics, AP=ap, AP_small=0.30, AR_small=0.40,
+                per_category_AP=[0.5, float("nan")], num_images=100, num_detections=9000,
+                ms_per_image={"median": 400.0, "p90": 450.0},
+                coco_summary="Average Precision ...", split="val", data="data/shapes_small",
+                ensemble={"members": members, "combine": "proposals", "merge": "nms",
+                          "multicrop": multicrop, "crops_per_image": crops,
+                          "network_evaluations_per_image": 3 * crops,
+                          "selection": {"chosen": ["frcnn_a", "frcnn_b", "rfcn_c"],
+                                        "decisions": []},
+                          "members_alone": singles if alone else None,
+                          "timing": {"batch": 1, "machine": "x86_64", "cores": 2}})
+
+
+@pytest.fixture(scope="module")
+def with_ensemble(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ens")
+    write(tmp, "ens_good.json", ensemble_eval())
+    bad = ensemble_eval()
+    del bad["ms_per_image"]
+    write(tmp, "ens_no_time.json", bad)
+    write(tmp, "ens_half.json", json.dumps(ensemble_eval())[:100])
+    out = tmp / "out"
+    assert main(["report", "--results", FIXTURE, "--out", str(out)] + [
+        a for n in ("ens_good.json", "ens_no_time.json", "ens_half.json", "ens_missing.json")
+        for a in ("--ensemble", str(tmp / n))]) == 0
+    return out, (out / "report.md").read_text()
+
+
+def test_ensemble_is_on_the_frontier_when_most_accurate(with_ensemble):
+    out, md = with_ensemble
+    frontier = md.split("Critical points")[1].split("##")[0]
+    assert "| ensemble of 3 (+2x2:0.6 multicrop) | ens_good.json | 400.0 | 450.0 | 0.600 | " \
+           "most accurate |" in frontier
+    assert "| 120.0 | 132.0 | 0.520 |  |" in frontier  # no longer the most accurate
+    for name in FIGURES:
+        assert os.path.getsize(out / name) > 5000, name
+
+
+def test_ensemble_section_rows(with_ensemble):
+    _, md = with_ensemble
+    section = md.split("## Ensemble and multicrop (paper Sec. 4.2)")[1].split("##")[0]
+    assert "| ensemble of 3 (+2x2:0.6 multicrop) | frcnn_a, frcnn_b, rfcn_c | proposals | nms " \
+           "| 2x2:0.6 | 15 | 400.0 | 450.0 | 0.600 | 0.300 | 0.400 | ens_good.json |" in section
+    assert "| frcnn_a alone | frcnn_a | — | — | none | 1 | 120.0 | 130.0 | 0.520 | 0.250 | " \
+           "0.350 |" in section
+    assert "| frcnn_b alone | frcnn_b | — | — | none | 1 | 45.0 | 50.0 | 0.500 | 0.200 |" in section
+    assert "whole procedure per image" in section and "x86_64, 2 cores, batch 1" in section
+
+
+def test_ensemble_findings_row(with_ensemble):
+    _, md = with_ensemble
+    assert "| ensemble + multicrop vs best single model | +6.9 AP points (0.347 -> 0.416, COCO " \
+           "test-dev; Tables 2-4) | +8.0 AP points (best member frcnn_a: 0.520 -> ensemble " \
+           "0.600); AP_small +5.0, AR_small +5.0 points | yes | ens_good.json: ensemble of 3 " \
+           "(+2x2:0.6 multicrop), 100 val images |" in md
+
+
+def test_broken_ensemble_files_are_logged_and_the_rest_written(with_ensemble):
+    out, md = with_ensemble
+    log = md.split("## Log")[1]
+    for name, words in (("ens_no_time.json", "ms_per_image"), ("ens_half.json", "unreadable"),
+                        ("ens_missing.json", "unreadable")):
+        assert [r for r in row(log, name) if words in r], name
+    assert "ens_no_time" not in md.split("## Log")[0]
+    assert "8 cell(s) measured" in md and "## Published" in md
+    assert "ensemble of 3" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("ap, holds", [(0.60, "yes"), (0.55, "yes"), (0.54, "no (+2.0 < 3)")])
+def test_ensemble_finding_holds_at_3_points(ap, holds):
+    ens = dict(ensemble_eval(ap), _file="eval.json")
+    assert check_findings([], [ens])[-1]["holds"] == holds
+
+
+def test_ensemble_finding_uses_the_best_file_with_members_alone():
+    unscored = dict(ensemble_eval(0.70, "none", alone=False), _file="a/eval.json")
+    scored = dict(ensemble_eval(0.54), _file="b/eval.json")
+    r = check_findings([], [unscored, scored])[-1]
+    assert r["ours"].startswith("+2.0 AP points (best member frcnn_a: 0.520 -> ensemble 0.540)")
+    r = check_findings([], [unscored])[-1]
+    assert (r["ours"], r["holds"]) == ("no ensemble with --score-members", "n/a")
+    assert ens_label(unscored) == "ensemble of 3"
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d.update(AP="0.6"), "AP must be in [0, 1]"),
+    (lambda d: d["ensemble"].update(merge="vote"), "ensemble.merge must be one of"),
+    (lambda d: d["ensemble"].update(members=[]), "ensemble.members"),
+    (lambda d: d["ensemble"]["members_alone"]["frcnn_b"].pop("AR_small"),
+     "members_alone.frcnn_b.AR_small"),
+    (lambda d: d.pop("ensemble"), "no \"ensemble\" object"),
+    (lambda d: d.update(num_images=True), "num_images must be int"),
+])
+def test_ensemble_validation_names_the_key(tmp_path, change, words):
+    d = ensemble_eval()
+    change(d)
+    write(tmp_path, "eval.json", d)
+    ens, problems = load_ensembles([str(tmp_path / "eval.json")])
+    assert ens == [] and len(problems) == 1 and words in problems[0][1], problems
