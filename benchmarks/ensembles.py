@@ -98,7 +98,10 @@ def label(ens: dict) -> str:
 
 
 def file_name(ens: dict) -> str:
-    return os.path.basename(ens["_file"])
+    """``folder/eval.json``: every `train ensemble` result is called eval.json, its folder
+    tells them apart."""
+    path = os.path.normpath(ens["_file"])
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
 
 
 def point(ens: dict) -> tuple[float, float]:

@@ -257,7 +257,8 @@ def ensemble_eval(ap=0.60, multicrop="2x2:0.6", alone=True):
 
 @pytest.fixture(scope="module")
 def with_ensemble(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ens")
+    tmp = tmp_path_factory.mktemp("ens") / "zoo2"  # the folder names the file in the report
+    tmp.mkdir()
     write(tmp, "ens_good.json", ensemble_eval())
     bad = ensemble_eval()
     del bad["ms_per_image"]
@@ -273,7 +274,7 @@ def with_ensemble(tmp_path_factory):
 def test_ensemble_is_on_the_frontier_when_most_accurate(with_ensemble):
     out, md = with_ensemble
     frontier = md.split("Critical points")[1].split("##")[0]
-    assert "| ensemble of 3 (+2x2:0.6 multicrop) | ens_good.json | 400.0 | 450.0 | 0.600 | " \
+    assert "| ensemble of 3 (+2x2:0.6 multicrop) | zoo2/ens_good.json | 400.0 | 450.0 | 0.600 | " \
            "most accurate |" in frontier
     assert "| 120.0 | 132.0 | 0.520 |  |" in frontier  # no longer the most accurate
     for name in FIGURES:
@@ -284,7 +285,7 @@ def test_ensemble_section_rows(with_ensemble):
     _, md = with_ensemble
     section = md.split("## Ensemble and multicrop (paper Sec. 4.2)")[1].split("##")[0]
     assert "| ensemble of 3 (+2x2:0.6 multicrop) | frcnn_a, frcnn_b, rfcn_c | proposals | nms " \
-           "| 2x2:0.6 | 15 | 400.0 | 450.0 | 0.600 | 0.300 | 0.400 | ens_good.json |" in section
+           "| 2x2:0.6 | 15 | 400.0 | 450.0 | 0.600 | 0.300 | 0.400 | zoo2/ens_good.json |" in section
     assert "| frcnn_a alone | frcnn_a | — | — | none | 1 | 120.0 | 130.0 | 0.520 | 0.250 | " \
            "0.350 |" in section
     assert "| frcnn_b alone | frcnn_b | — | — | none | 1 | 45.0 | 50.0 | 0.500 | 0.200 |" in section
@@ -295,7 +296,7 @@ def test_ensemble_findings_row(with_ensemble):
     _, md = with_ensemble
     assert "| ensemble + multicrop vs best single model | +6.9 AP points (0.347 -> 0.416, COCO " \
            "test-dev; Tables 2-4) | +8.0 AP points (best member frcnn_a: 0.520 -> ensemble " \
-           "0.600); AP_small +5.0, AR_small +5.0 points | yes | ens_good.json: ensemble of 3 " \
+           "0.600); AP_small +5.0, AR_small +5.0 points | yes | zoo2/ens_good.json: ensemble of 3 " \
            "(+2x2:0.6 multicrop), 100 val images |" in md
 
 
