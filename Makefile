@@ -8,7 +8,7 @@ MEDIAPIPE := $(shell sed -n 's/^MEDIAPIPE = "\(.*\)"/\1/p' setup.py)
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep clean android-demo serve-android-demo pi-check
+.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep ensemble clean android-demo serve-android-demo pi-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,22 @@ proposal-sweep:
 	$(PY) benchmarks/tf_latency.py --run runs/long_$(MODEL) --num-proposals 300,100,50,20,10 \
 	  --json runs/long_$(MODEL)/tf_latency_proposals.json
 	$(PY) -m train report --run runs/long_$(MODEL)
+
+## ensemble: the paper's ensemble table (Sec. 4.2): four Faster R-CNN members fine-tuned from the
+## zoo's (~30 min each on 2 CPU cores; resumable), a held-out split for the selection, then each
+## member alone, hand-selected vs diverse, with and without multicrop (resumable row by row)
+comma := ,
+MEMBERS := ratio1_seed1 ratio3_seed2 ratio2_seed3 iou_seed4
+ZOO_TWO_STAGE := train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/rfcn_mobilenet_v2_shapes
+ensemble: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(PY) -m train generate --size small --seed 1 --out data/shapes_holdout
+	for m in $(MEMBERS); do $(PY) -m train fit --config faster_rcnn_mobilenet_v2_shapes_member_$$m \
+	  --data $(LONG_DATA) --out runs/ensemble/$$m --no-progress || exit 1; done
+	$(PY) benchmarks/ensemble.py --data $(LONG_DATA) --select-data data/shapes_holdout \
+	  --runs $(ZOO_TWO_STAGE),$(subst $(eval) ,$(comma),$(addprefix runs/ensemble/,$(MEMBERS))) \
+	  --hand train/zoo/faster_rcnn_mobilenet_v2_shapes,runs/ensemble/ratio2_seed3,runs/ensemble/iou_seed4 \
+	  --num-proposals 50 --multicrop 2x2:0.6 --out benchmarks/results/ensemble
 
 ## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals and
 ## QAT at 300 (QAT_STEPS fine-tuning steps): AP,
