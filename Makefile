@@ -77,7 +77,7 @@ proposal-sweep:
 	$(PY) -m train report --run runs/long_$(MODEL)
 
 ## ensemble: the paper's ensemble table (Sec. 4.2): four Faster R-CNN members fine-tuned from the
-## zoo's (~30 min each on 2 CPU cores; resumable), a held-out split for the selection, then each
+## zoo's (~15 min each on 2 CPU cores; resumable), a held-out split for the selection, then each
 ## member alone, hand-selected vs diverse, with and without multicrop (resumable row by row)
 comma := ,
 MEMBERS := ratio1_seed1 ratio3_seed2 ratio2_seed3 iou_seed4
