@@ -8,7 +8,7 @@ MEDIAPIPE := $(shell sed -n 's/^MEDIAPIPE = "\(.*\)"/\1/p' setup.py)
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep ensemble clean android-demo serve-android-demo pi-check
+.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep ensemble ensemble-members clean android-demo serve-android-demo pi-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -76,20 +76,27 @@ proposal-sweep:
 	  --json runs/long_$(MODEL)/tf_latency_proposals.json
 	$(PY) -m train report --run runs/long_$(MODEL)
 
-## ensemble: the paper's ensemble table (Sec. 4.2): four Faster R-CNN members fine-tuned from the
-## zoo's (~15 min each on 2 CPU cores; resumable), a held-out split for the selection, then each
-## member alone, hand-selected vs diverse, with and without multicrop (resumable row by row)
+## ensemble: the paper's ensemble table (Sec. 4.2) on the members kept in train/zoo/ensemble/:
+## a held-out split for the selection, then each member alone, hand-selected vs diverse, with
+## and without multicrop, and the detections merged two ways (resumable row by row)
+## ensemble-members: remake those members: four Faster R-CNN fine-tuned from the zoo's
+## (~15 min each on 2 CPU cores; resumable), packaged float16
 comma := ,
 MEMBERS := ratio1_seed1 ratio3_seed2 ratio2_seed3 iou_seed4
 ZOO_TWO_STAGE := train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/rfcn_mobilenet_v2_shapes
+ensemble-members: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	for m in $(MEMBERS); do $(PY) -m train fit --config faster_rcnn_mobilenet_v2_shapes_member_$$m \
+	  --data $(LONG_DATA) --out runs/ensemble/$$m --no-progress || exit 1; \
+	  rm -rf train/zoo/ensemble/$$m; \
+	  $(PY) -m train package --run runs/ensemble/$$m --out train/zoo/ensemble/$$m --dtype float16 || exit 1; done
+
 ensemble: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
 	$(PY) -m train generate --size small --seed 1 --out data/shapes_holdout
-	for m in $(MEMBERS); do $(PY) -m train fit --config faster_rcnn_mobilenet_v2_shapes_member_$$m \
-	  --data $(LONG_DATA) --out runs/ensemble/$$m --no-progress || exit 1; done
 	$(PY) benchmarks/ensemble.py --data $(LONG_DATA) --select-data data/shapes_holdout \
-	  --runs $(ZOO_TWO_STAGE),$(subst $(eval) ,$(comma),$(addprefix runs/ensemble/,$(MEMBERS))) \
-	  --hand train/zoo/faster_rcnn_mobilenet_v2_shapes,runs/ensemble/ratio2_seed3,runs/ensemble/iou_seed4 \
+	  --runs $(ZOO_TWO_STAGE),$(subst $(eval) ,$(comma),$(addprefix train/zoo/ensemble/,$(MEMBERS))) \
+	  --hand train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/ensemble/ratio2_seed3,train/zoo/ensemble/iou_seed4 \
 	  --num-proposals 50 --multicrop 2x2:0.6 --out benchmarks/results/ensemble
 
 ## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals and

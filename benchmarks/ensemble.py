@@ -12,6 +12,8 @@ eval.json exists is read, not re-run: the script resumes where a stopped session
 The diverse ensemble is chosen on ``--select-data`` (held out: never trained on, never
 reported); its multicrop row reuses that choice. Each ensemble row's eval.json gets the
 candidates' own scores (``members_alone``) for ``benchmarks report``'s finding row.
+Two more rows merge the diverse members' detections instead (``--combine detections``), by
+per-class NMS and by weighted box fusion, to pick the default merge by measurement.
 Writes OUT/ensemble.json and OUT/ensemble.md (the table).
 """
 from __future__ import annotations
@@ -73,7 +75,13 @@ def run(args) -> dict:
                                      runs=[by_name[n] for n in chosen],
                                      multicrop_spec=args.multicrop, **common)
     rows["diverse_multicrop"]["ensemble"]["selection"] = rows["diverse"]["ensemble"]["selection"]
-    for row in ("hand", "hand_multicrop", "diverse", "diverse_multicrop"):
+    for merge in ("nms", "wbf"):  # --combine detections two ways, on the same members
+        rows[f"detections_{merge}"] = _row(args.out, f"detections_{merge}", not args.no_progress,
+                                           runs=[by_name[n] for n in chosen],
+                                           **dict(common, combine="detections",
+                                                  merge_method=merge))
+    ensembles = [k for k in rows if not k.startswith("alone_")]
+    for row in ensembles:
         members = [m["name"] for m in rows[row]["ensemble"]["members"]]
         rows[row]["ensemble"]["members_alone"] = {n: alone[n] for n in members}
         write_json(os.path.join(args.out, row, "eval.json"), rows[row])

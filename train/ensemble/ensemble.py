@@ -107,7 +107,6 @@ class Ensemble:
             raise EnsembleError("--combine proposals needs two-stage members")
         self.members, self.combine, self.merge_method = members, combine, merge_method
         self.windows = multicrop.windows(multicrop_spec)
-        self.multicrop_spec = multicrop_spec
         nms = members[0].model.nms if members[0].two_stage else None
         self.iou_threshold = nms["iou_threshold"] if nms else 0.6
         self.max_detections = nms["max_total_detections"] if nms else 100

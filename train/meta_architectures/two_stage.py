@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from train.config import LOCALIZATION_LOSSES
 from train.core import losses, post_processing
 from train.core.box_coder import FasterRcnnBoxCoder
 from train.meta_architectures.base import DetectionModel
@@ -48,8 +49,8 @@ class TwoStageDetector(DetectionModel):
         self.box_coder = box_coder or FasterRcnnBoxCoder()
         self.localization_weight = localization_weight
         self.classification_weight = classification_weight
-        if localization_loss not in ("smooth_l1", "smooth_l1+iou"):
-            raise ValueError(f"localization_loss must be smooth_l1 or smooth_l1+iou, got "
+        if localization_loss not in LOCALIZATION_LOSSES:
+            raise ValueError(f"localization_loss must be one of {LOCALIZATION_LOSSES}, got "
                              f"{localization_loss!r}")
         self.localization_loss = localization_loss
         self.nms = {"iou_threshold": iou_threshold, "score_threshold": score_threshold,
