@@ -3,6 +3,8 @@
     python -m benchmarks sweep --grid {quick,mobile,paper,FILE.yaml} --out DIR [--runs RUN ...]
     python -m benchmarks report --results DIR --out DIR [--edge PI.json ...] [--threads 1]
                                 [--ensemble EVAL_JSON ...]
+    python -m benchmarks pick --budget-ms T [--results DIR] [--device JSON] [--metric AP]
+                              [--json OUT]
 
 Each command is one ``add_<name>(subparsers)`` function that registers its parser and sets
 ``func``; a new command (e.g. ``sweep``) is one more such function and one line in COMMANDS.
@@ -93,7 +95,73 @@ def run_sweep(args) -> int:
     return 0
 
 
-COMMANDS = [add_sweep, add_report]
+def add_pick(sub):
+    from benchmarks.results_schema import AP_KEYS
+    p = sub.add_parser("pick", help="the most accurate model within a latency budget",
+                       description="On one device, the most accurate model of a sweep whose "
+                       "median LiteRT invoke time (the interpreter with its NMS op, batch 1) is "
+                       "within --budget-ms, then the runners-up by accuracy with what each "
+                       "costs; when none fits, the fastest and by how much it misses. A model "
+                       "is a cell x quantization (float32: the cell's AP, int8: its ap_int8) x "
+                       "thread count, as measured; untrained cells (no AP) are skipped and "
+                       "counted. Only files are read, nothing is re-run. Exit 0: a pick; 1: "
+                       "nothing fits; 2: bad input (one line naming the value or file).")
+    p.add_argument("--budget-ms", required=True, metavar="T",
+                   help="latency budget in milliseconds (> 0), held against the median")
+    p.add_argument("--results", default="benchmarks/results/sweep_mobile",
+                   help="folder of sweep cell JSON files (default: %(default)s); edge JSON "
+                   "files in it are not read, give the device with --device")
+    p.add_argument("--device", metavar="JSON",
+                   help="an `edge_runtime benchmark --json` file from the phone, the Pi or "
+                   "this machine, its models matched to the cells by file name; default: "
+                   "the cells' own LiteRT times on the machine that swept them")
+    p.add_argument("--metric", default="AP", choices=AP_KEYS,
+                   help="COCO metric to maximise, of the file that runs (default AP)")
+    p.add_argument("--json", metavar="OUT", help="also write the answer as JSON (atomically)")
+    p.set_defaults(func=run_pick)
+
+
+def run_pick(args) -> int:
+    from benchmarks import pick
+    from benchmarks.results_schema import load_results
+    from edge_runtime.files import write_json
+    try:
+        budget = pick.parse_budget(args.budget_ms)
+        loaded = load_results(args.results)
+        if not loaded.cells:
+            why = "; ".join(m for _, m in loaded.problems[:1]) or "no cell JSON files"
+            raise pick.PickError(f"--results {args.results}: no valid sweep cell ({why})")
+        for path, message in loaded.problems:
+            print(f"warning: {path}: {message}", file=sys.stderr)
+        if args.device:
+            points, warnings = pick.load_device(args.device, loaded.cells)
+            source = f"{args.device} on {args.results}"
+        else:
+            points, warnings = pick.sweep_points(loaded.cells), []
+            source = f"the cells' own times, {args.results}"
+        for message in warnings:
+            print(f"warning: {args.device}: {message}", file=sys.stderr)
+        found, skipped = pick.options(points, args.metric)
+        if not found:
+            raise pick.PickError(f"{args.device or args.results}: no model with a measured "
+                                 f"{args.metric} ({len(skipped)} skipped: untrained or unscored)")
+    except pick.PickError as e:
+        print(f"pick: {e}", file=sys.stderr)
+        return 2
+    ans = pick.answer(found, budget)
+    print(pick.format_answer(ans, args.metric, source))
+    why = ", ".join(sorted({s["why"] for s in skipped}))
+    print(f"{len({(o['cell'], o['quant']) for o in found})} model file(s) scored by "
+          f"{args.metric}; skipped {len(skipped)} file(s) of {len({s['cell'] for s in skipped})} "
+          f"cell(s)" + (f": {why}" if why else ""))
+    if args.json:
+        write_json(args.json, dict(ans, tool="benchmarks pick", metric=args.metric,
+                                   results=args.results, device_file=args.device,
+                                   skipped=skipped))
+    return 0 if ans["pick"] else pick.NOTHING_FITS
+
+
+COMMANDS = [add_sweep, add_report, add_pick]
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ A file of another schema, or a result with no matching cell, is listed, never fa
 from __future__ import annotations
 
 
-def _device_name(machine: dict) -> str:
+def device_name(machine: dict) -> str:
     return f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores, " \
            f"{machine.get('arch', '?')})"
 
@@ -52,7 +52,7 @@ def edge_points(edge_reports, cells) -> tuple[list[dict], list[tuple[str, str]]]
                 unmatched.append(r["model"])
                 continue
             cell, q = by_file[r["model"]]
-            points.append({"device": _device_name(machine), "cell": cell, "quant": q,
+            points.append({"device": device_name(machine), "cell": cell, "quant": q,
                            "threads": r.get("threads"), "median": float(inv["median"]),
                            "p90": float(inv["p90"]), "file": path})
         if bad:

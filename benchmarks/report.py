@@ -18,6 +18,7 @@ from benchmarks.edge_reports import edge_points
 from benchmarks.ensembles import file_name, label, load_ensembles, point
 from benchmarks.findings import TOLERANCE_TEXT, check_findings
 from benchmarks.frontier import critical_points, pareto_front, short_name
+from benchmarks.pick import BUDGET_HEADER, budget_rows, options, sweep_points
 from benchmarks.results_schema import load_results
 from edge_runtime.files import write_text
 
@@ -79,6 +80,7 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
     doc.img(_draw(log, "fig7", figures.flops_vs_time, cells, fig("fig7_flops_vs_time.png")),
             "FLOPs vs time, by extractor", "no measured cells")
     _edge_section(doc, cells, epoints, threads, log, fig)
+    _budget_section(doc, cells, epoints)
     _int8_section(doc, cells)
     _ensemble_section(doc, ens)
     doc.h("The paper's findings on our numbers")
@@ -213,6 +215,28 @@ def _edge_section(doc, cells, epoints, threads, log, fig):
     if rows:
         doc.table(["model", "quant", "file", "MB", "invoke ms, this CPU (median)",
                    "invoke ms, Pi/phone (median)", "AP"], rows)
+
+
+def _budget_section(doc, cells, epoints):
+    doc.h("By budget: the most accurate model within T ms")
+    doc.p("What `python -m benchmarks pick --budget-ms T [--device JSON]` answers, for round "
+          "budgets (1-2-5 per decade) from the last that nothing fits to the first that fits "
+          "the most accurate model (past it the pick no longer changes). A model is a cell x "
+          "quantization x LiteRT thread count with its own measured AP (untrained cells are "
+          "left out); it fits when its invoke median is within the budget, at its fastest "
+          "thread count that fits.")
+    groups = {}
+    for p in sweep_points(cells):
+        groups.setdefault(f"this CPU (the sweep's own times): {p['device']}", []).append(p)
+    for p in epoints:
+        groups.setdefault(f"{p['device']}, from `{p['file']}`", []).append(p)
+    for title, points in groups.items():
+        found, _ = options(points, "AP")
+        doc.p(f"**{title}**")
+        if found:
+            doc.table(BUDGET_HEADER, budget_rows(found))
+        else:
+            doc.p("*No trained model with a time on this device.*")
 
 
 def _int8_section(doc, cells):
