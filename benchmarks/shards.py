@@ -98,13 +98,13 @@ def resolve(spec: str | None, count: str | int | None, env=None) -> tuple[int, i
         j, source = engine
         if spec is not None and j != i:
             raise ShardError(f"--shard {spec} disagrees with the job engine's {source}")
-        if j >= n:
-            raise ShardError(f"{source} is out of range for {n} shard(s) (0..{n - 1})")
-        i = j
         top = env.get("SLURM_ARRAY_TASK_MAX", "")
         if source.startswith("SLURM") and top.isdigit() and int(top) >= n:
             raise ShardError(f"SLURM_ARRAY_TASK_MAX={top} is out of range for {n} shard(s): "
                              f"number the array from 0 (#SBATCH --array=0-{n - 1})")
+        if j >= n:
+            raise ShardError(f"{source} is out of range for {n} shard(s) (0..{n - 1})")
+        i = j
     return i, n
 
 
