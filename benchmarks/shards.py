@@ -4,17 +4,18 @@ Shard I of N, I counted from 0 (0/3, 1/3, 2/3), as Kubernetes counts an Indexed 
 completion index. The index may come from the job engine instead (``--shard-count N``):
 
     JOB_COMPLETION_INDEX   Kubernetes Indexed Job: 0 .. completions-1
-    SLURM_ARRAY_TASK_ID    Slurm job array: the task id IS the shard, so number the array from 0
-                           (``#SBATCH --array=0-2`` for 3 shards). Why not id - SLURM_ARRAY_TASK_MIN:
-                           re-running one shard (``sbatch --array=1 ...``) must still be shard 1.
-                           SLURM_ARRAY_TASK_MAX >= N (an array numbered 1..N) is refused up front,
-                           on every task, rather than leaving shard 0 unrun.
+    SLURM_ARRAY_TASK_ID    Slurm job array: the task id IS the shard, so number the array
+                           from 0 (``#SBATCH --array=0-2`` for 3 shards). Why not the id minus
+                           SLURM_ARRAY_TASK_MIN: a re-run of one shard (``sbatch --array=1``)
+                           must still be shard 1. SLURM_ARRAY_TASK_MAX >= N (an array numbered
+                           1..N) is refused up front, on every task, rather than leave shard 0
+                           unrun.
 
 N always comes from the command line (Kubernetes has no variable for it; Slurm's task count is
 wrong for a partial re-run). ``--shard`` and an engine index that disagree are an error.
 
-The partition is a function of the grid's cells, N and which cells have a trained run (the
-same command line) only, never of what a results folder holds: N machines that start at
+The partition is a function of the grid's cells, N and which cells ``--runs``/``--zoo`` give a
+trained run (so: of the command line) only, never of what a results folder holds: N machines that start at
 different times, or a shard re-run after a crash, agree on it without talking to each other.
 It is greedy LPT (longest processing time first): cells by estimated cost, largest first (ties
 by id), each to the least-loaded shard (ties to the lower index); within a shard the grid's

@@ -14,6 +14,11 @@ architecture is given (``--runs``, ``--zoo``), else the cell is untrained (no ``
 * Each cell file is written atomically; a rerun skips the cells already ``ok`` (failed ones are
   tried again unless ``--skip-failed``), so an interrupted sweep resumes where it stopped.
 * A progress bar (tqdm) with the ETA of the cells left.
+* ``--shard I/N`` (or ``--shard-count N`` and the job engine's index) measures a fixed,
+  cost-balanced share of the cells (benchmarks/shards.py), so N machines share one grid. Each
+  cell file records its ``grid`` (and ``shard``); a folder holding another grid's cells is
+  refused before any cell starts. SIGTERM, or the sweep's own death, kills the running cell's
+  process and leaves no file for it: the same command again resumes.
 
 Post-processing of untrained weights: random weights put the scores of many anchors near the
 NMS score threshold, so NMS can have more candidates than for a trained model and the

@@ -26,7 +26,8 @@ from benchmarks.shards import shard_cells
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = os.path.join(ROOT, "benchmarks", "jobs")
-K8S, SLURM = os.path.join(JOBS, "sweep_mobile.k8s.yaml"), os.path.join(JOBS, "sweep_mobile.slurm.sh")
+K8S = os.path.join(JOBS, "sweep_mobile.k8s.yaml")
+SLURM = os.path.join(JOBS, "sweep_mobile.slurm.sh")
 ENGINE = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN",
           "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_COUNT")
 TINY_SSD = {"meta_architecture": "ssd", "extractor": "mobilenet_v2",
