@@ -220,8 +220,10 @@ TIMINGS = {"tf_latency_ms", "postprocess_ms", "peak_memory_mb", "seconds", "date
 
 
 def without_timings(cell):
+    """A cell file's dict without what differs from run to run (times, memory, date, shard)."""
     d = {k: v for k, v in cell.items() if k not in TIMINGS}
-    d["postprocess_detections"] = cell["postprocess_ms"]["detections"]
+    d["tflite"] = {q: {k: v for k, v in e.items() if k != "invoke_ms"}
+                   for q, e in (cell.get("tflite") or {}).items()}
     return d
 
 
