@@ -118,11 +118,12 @@ long-run:
 	$(PY) -m train report --run runs/long_$(MODEL)
 
 ## sweep: measure the paper's grid on this machine, one process per cell, resumable
-## (GRID=quick|mobile|paper|FILE.yaml; the zoo's trained models give their cells AP)
+## (GRID=quick|mobile|paper|FILE.yaml; the zoo's trained models give their cells AP;
+## SHARD=I/N: only shard I of N, I from 0, see README "On N machines")
 GRID ?= mobile
 sweep: $(STAMP)
 	$(PY) -m train generate --size large --out $(LONG_DATA)
-	$(PY) -m benchmarks sweep --grid $(GRID) --zoo --data $(LONG_DATA) --out benchmarks/results/sweep_$(GRID)
+	$(PY) -m benchmarks sweep --grid $(GRID) --zoo --data $(LONG_DATA) --out benchmarks/results/sweep_$(GRID) $(if $(SHARD),--shard $(SHARD))
 
 ## report: tables, figures and the frontier from a sweep's results (`python -m benchmarks sweep`)
 ## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone)

@@ -1,8 +1,9 @@
 """``python -m benchmarks <command>``: the paper's grid as commands.
 
     python -m benchmarks sweep --grid {quick,mobile,paper,FILE.yaml} --out DIR [--runs RUN ...]
-    python -m benchmarks report --results DIR --out DIR [--edge PI.json ...] [--threads 1]
-                                [--ensemble EVAL_JSON ...]
+                               [--shard I/N | --shard-count N]
+    python -m benchmarks report --results DIR [--results DIR ...] --out DIR [--edge PI.json ...]
+                                [--threads 1] [--ensemble EVAL_JSON ...]
     python -m benchmarks pick --budget-ms T [--results DIR] [--device JSON] [--metric AP]
                               [--json OUT]
 
@@ -24,8 +25,11 @@ def add_report(sub):
                        "benchmarks/results_schema.py) and writes report.md, a self-contained "
                        "index.html and the PNGs. Bad files are skipped and listed in the "
                        "report's log.")
-    p.add_argument("--results", required=True, help="folder of cell JSON files (and any "
-                   "edge_runtime benchmark JSON from a Pi/phone)")
+    p.add_argument("--results", required=True, action="append", metavar="DIR",
+                   help="folder of cell JSON files (and any edge_runtime benchmark JSON from a "
+                   "Pi/phone); repeatable: the folders of a sharded sweep are merged, a cell in "
+                   "two of them is read once if the files are identical, else the newer one "
+                   "(its \"date\") is kept and the other listed in the log")
     p.add_argument("--out", required=True, help="folder for report.md, index.html, *.png")
     p.add_argument("--edge", action="append", default=[], metavar="JSON",
                    help="an `edge_runtime benchmark --json` file from a Pi/phone (repeatable)")
@@ -69,6 +73,14 @@ def add_sweep(sub):
     p.add_argument("--threads", help="LiteRT thread counts, comma-separated (default: the "
                    "grid's, e.g. 1,2; 4 on a Pi)")
     p.add_argument("--timeout", type=int, help="seconds per cell (default: the grid's)")
+    p.add_argument("--shard", metavar="I/N", help="measure only shard I of N (I counts from "
+                   "0: 0/3, 1/3, 2/3), a deterministic share of the cells balanced by their "
+                   "estimated cost (benchmarks/shards.py); N machines run one shard each into "
+                   "one --out folder, or into their own folders that `report --results` merges")
+    p.add_argument("--shard-count", metavar="N", help="N shards, this one's index "
+                   "from the job engine: JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or "
+                   "SLURM_ARRAY_TASK_ID (Slurm array numbered from 0: --array=0-<N-1>); an "
+                   "engine index that disagrees with --shard is an error")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_sweep)
 
@@ -76,6 +88,7 @@ def add_sweep(sub):
 def run_sweep(args) -> int:
     import train  # noqa: F401  (TensorFlow's environment for the cells' processes)
     from benchmarks.grids import GridError
+    from benchmarks.shards import resolve
     from benchmarks.sweep import sweep
     overrides = {}
     if args.threads:
@@ -83,12 +96,14 @@ def run_sweep(args) -> int:
     if args.timeout:
         overrides["timeout_s"] = args.timeout
     try:
+        shard = resolve(args.shard, args.shard_count)
         done = sweep(args.grid, args.out, args.runs, args.zoo, args.data, args.skip_failed,
-                     overrides, progress=not args.no_progress, only=args.only)
-    except (GridError, ValueError) as e:
+                     overrides, progress=not args.no_progress, only=args.only, shard=shard)
+    except (GridError, ValueError) as e:  # ShardError too
         print(f"sweep: {e}", file=sys.stderr)
         return 2
-    print(f"{len(done['ok'])} cell(s) measured, {len(done['failed'])} failed, "
+    print((f"shard {shard[0]}/{shard[1]}: " if shard else "")
+          + f"{len(done['ok'])} cell(s) measured, {len(done['failed'])} failed, "
           f"{len(done['skipped'])} already done -> {args.out}")
     for cid in done["failed"]:
         print(f"  failed: {cid} (see {os.path.join(args.out, cid + '.json')})")

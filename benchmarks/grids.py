@@ -264,15 +264,27 @@ def parse_grid(grid: dict, source: str) -> tuple[list[Cell], dict]:
 
 def load_grid(name_or_path: str) -> tuple[list[Cell], dict]:
     """A built-in grid (``quick``, ``mobile``, ``paper``) or a YAML file."""
+    grid, source = _read(name_or_path)
+    return parse_grid(grid, source)
+
+
+def grid_name(name_or_path: str) -> str:
+    """The name a grid's cell files record (``"grid"``): a built-in's, else the YAML's
+    ``name``, else the file's stem."""
+    grid, _ = _read(name_or_path)
+    name = grid.get("name") if isinstance(grid, dict) else None
+    return str(name) if name else os.path.splitext(os.path.basename(name_or_path))[0]
+
+
+def _read(name_or_path: str) -> tuple:
     if name_or_path in GRIDS:
-        return parse_grid(GRIDS[name_or_path], f"grid {name_or_path}")
+        return GRIDS[name_or_path], f"grid {name_or_path}"
     if not os.path.isfile(name_or_path):
         raise GridError(f"--grid {name_or_path}: neither a built-in grid "
                         f"({', '.join(GRIDS)}) nor a YAML file")
     import yaml
     try:
         with open(name_or_path) as f:
-            data = yaml.safe_load(f)
+            return yaml.safe_load(f), name_or_path
     except (OSError, yaml.YAMLError) as e:
         raise GridError(f"{name_or_path}: unreadable grid file ({e})") from None
-    return parse_grid(data, name_or_path)

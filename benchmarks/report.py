@@ -46,11 +46,12 @@ def _draw(log, name, fn, *args):
         return None
 
 
-def build_report(results: str, out: str, edge_files=(), threads: int = 1,
+def build_report(results, out: str, edge_files=(), threads: int = 1,
                  zoo_file: str = ZOO_FILE, ensembles=()) -> dict:
     """Writes out/report.md, out/index.html and out/*.png; returns {"cells", "ensembles",
     "problems", "files"} (problems: [(file, message)], also in the report's log);
-    ``ensembles``: paths of `train ensemble` eval.json files."""
+    ``results``: a folder or a list of them (merged); ``ensembles``: paths of `train ensemble`
+    eval.json files."""
     os.makedirs(out, exist_ok=True)
     loaded = load_results(results, edge_files)
     cells, log = loaded.cells, list(loaded.problems)
@@ -62,7 +63,8 @@ def build_report(results: str, out: str, edge_files=(), threads: int = 1,
     doc = Doc()
     doc.h("Speed/accuracy report", 1)
     trained = [c for c in cells if c.get("ap")]
-    doc.p(f"From `{results}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+    shown = ", ".join(f"`{r}`" for r in ([results] if isinstance(results, str) else results))
+    doc.p(f"From {shown} on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
           f"{len(cells)} cell(s) measured ({len(trained)} trained, {len(cells) - len(trained)} "
           f"untrained: those are on no AP axis), {len(log)} problem(s) in the log at the end. "
           "Time is TensorFlow's median per image, batch 1, post-processing included."

@@ -32,7 +32,11 @@ A cell file (``<cell id>.json``; extra keys are allowed and ignored)::
      "ap_data": "data/shapes_large val" | null,  # what AP was measured on
      "trained_run": {"path": "runs/long_faster_rcnn_mobilenet_v2",
                      "meta_architecture": "faster_rcnn", "extractor": "mobilenet_v2",
-                     "stride": null} | null}     # copied from the run's config.yaml
+                     "stride": null} | null,     # copied from the run's config.yaml
+     "grid": "mobile",                    # optional: the grid it was measured for (the sweep
+                                          # refuses a folder holding another grid's cells)
+     "shard": "1/3",                      # optional: the shard that measured it
+     "date": "2026-12-03T08:15:08+0000"}  # optional: when; the newer of two copies wins
 
 A cell without ``ap`` is untrained (random weights): it is timed, so it appears in the time,
 memory and FLOPs figures, but on no AP axis. ``ap`` requires ``trained_run``, whose
@@ -50,6 +54,9 @@ to the cell whose ``tflite`` entry has that file name (see benchmarks/edge_repor
 :func:`load_results` never raises on a bad file: each problem (unreadable or half-written JSON,
 foreign JSON, a failed cell, a trained run whose config does not match its cell, a duplicate id)
 is returned as ``(file, message)`` and that file's cell is skipped; the good cells still load.
+Several folders (the shards of one sweep) are read as one, in file-name order, so the cells
+come in the order one folder would give. A cell id in two folders is read once if the two files
+are identical; otherwise the newer (``date``, else the file's time) is kept and the other listed.
 """
 from __future__ import annotations
 
@@ -57,6 +64,7 @@ import glob
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 
 SCHEMA = "frontier.sweep.cell/1"
 META_ARCHITECTURES = ("ssd", "faster_rcnn", "rfcn")
@@ -217,12 +225,17 @@ def _kind(d) -> str:
     return "foreign"
 
 
-def load_results(folder: str, edge_files=()) -> Loaded:
-    """Every ``*.json`` in ``folder`` (not recursive) plus ``edge_files``; see module docstring."""
+def load_results(folders, edge_files=()) -> Loaded:
+    """Every ``*.json`` in ``folders`` (one path or a list; not recursive) plus ``edge_files``;
+    see module docstring."""
     out, seen = Loaded(), {}
-    if not os.path.isdir(folder):
-        out.problems.append((folder, "results folder not found"))
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+    folders = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+    files = []
+    for k, folder in enumerate(dict.fromkeys(os.path.normpath(f) for f in folders)):
+        if not os.path.isdir(folder):
+            out.problems.append((folder, "results folder not found"))
+        files += [(os.path.basename(p), k, p) for p in glob.glob(os.path.join(folder, "*.json"))]
+    for _, _, path in sorted(files):
         try:
             with open(path) as f:
                 d = json.load(f)
@@ -255,8 +268,28 @@ def _add_cell(out: Loaded, seen: dict, path: str, d: dict) -> None:
     cid = d["cell"]["id"]
     if d["status"] == "failed":
         out.problems.append((path, f"skipped: cell {cid} failed: {d['error']}"))
-    elif cid in seen:
-        out.problems.append((path, f"skipped: cell id {cid} repeats {seen[cid]}"))
-    else:
-        seen[cid] = path
+    elif cid not in seen:
+        seen[cid] = len(out.cells)
         out.cells.append(dict(d, _file=path))
+    else:
+        i = seen[cid]
+        kept = out.cells[i]["_file"]
+        if os.path.dirname(kept) == os.path.dirname(path):
+            out.problems.append((path, f"skipped: cell id {cid} repeats {kept}"))
+        elif {k: v for k, v in out.cells[i].items() if k != "_file"} == d:
+            pass  # the same file in two folders (a copied shard): read once
+        elif _measured_at(path, d) > _measured_at(kept, out.cells[i]):
+            out.problems.append((kept, f"skipped: cell {cid} is also in {path}, measured "
+                                       "later: that one is used"))
+            out.cells[i] = dict(d, _file=path)
+        else:
+            out.problems.append((path, f"skipped: cell {cid} is also in {kept}, measured no "
+                                       "earlier: that one is used"))
+
+
+def _measured_at(path: str, d: dict) -> float:
+    """When a cell was measured: its ``date``, else the file's modification time."""
+    try:
+        return datetime.strptime(d["date"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (KeyError, TypeError, ValueError):
+        return os.path.getmtime(path)

@@ -14,6 +14,11 @@ architecture is given (``--runs``, ``--zoo``), else the cell is untrained (no ``
 * Each cell file is written atomically; a rerun skips the cells already ``ok`` (failed ones are
   tried again unless ``--skip-failed``), so an interrupted sweep resumes where it stopped.
 * A progress bar (tqdm) with the ETA of the cells left.
+* ``--shard I/N`` (or ``--shard-count N`` and the job engine's index) measures a fixed,
+  cost-balanced share of the cells (benchmarks/shards.py), so N machines share one grid. Each
+  cell file records its ``grid`` (and ``shard``); a folder holding another grid's cells is
+  refused before any cell starts. SIGTERM, or the sweep's own death, kills the running cell's
+  process and leaves no file for it: the same command again resumes.
 
 Post-processing of untrained weights: random weights put the scores of many anchors near the
 NMS score threshold, so NMS can have more candidates than for a trained model and the
@@ -51,14 +56,16 @@ idle machine for final numbers.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
-from benchmarks.grids import Cell, load_grid
+from benchmarks.grids import Cell, GridError, grid_name, load_grid
 from benchmarks.results_schema import SCHEMA
 
 
@@ -119,11 +126,11 @@ def _last_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def failed_cell(cell: Cell, error: str, log: str | None) -> dict:
+def failed_cell(cell: Cell, error: str, log: str | None, record: dict | None = None) -> dict:
     from edge_runtime.benchmark import machine_info
     return {"schema": SCHEMA, "cell": cell.key(), "status": "failed", "error": error,
             "log": log, "machine": machine_info(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(record or {})}
 
 
 def _child(argv, log, cwd, env, timeout) -> tuple[int | None, str]:
@@ -131,7 +138,7 @@ def _child(argv, log, cwd, env, timeout) -> tuple[int | None, str]:
     or None when it ran past ``timeout`` seconds; its stderr). On a timeout, or when the sweep
     itself is stopped (Ctrl-C), the whole group is killed: nothing of the cell is left running."""
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True, preexec_fn=_die_with_parent())
     try:
         _, stderr = proc.communicate(timeout=timeout)
         return proc.returncode, stderr
@@ -143,6 +150,21 @@ def _child(argv, log, cwd, env, timeout) -> tuple[int | None, str]:
         raise
 
 
+def _die_with_parent():
+    """Linux: the cell's process gets SIGKILL when the sweep dies, even by SIGKILL, so a
+    re-run never measures a cell while an orphan of the killed sweep still writes it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+
+    def child():
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before prctl
+            os._exit(1)
+    return child
+
+
 def _kill_group(proc) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -150,8 +172,10 @@ def _kill_group(proc) -> None:
         pass
 
 
-def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | None) -> str:
-    """Runs one cell's process; -> its status. A failure is written as a failed cell file."""
+def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | None,
+             record: dict | None = None, calibration: str | None = None) -> str:
+    """Runs one cell's process; -> its status. A failure is written as a failed cell file.
+    ``record``: keys copied into the cell file (its grid, its shard)."""
     from edge_runtime.files import write_json
 
     logs = os.path.join(out, "logs")
@@ -159,8 +183,9 @@ def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | 
     spec_path = os.path.join(logs, f"{cell.id}.spec.json")
     log_path = os.path.join(logs, f"{cell.id}.log")
     spec = {"id": cell.id, "cell": cell.to_dict(), "settings": settings, "out": out,
-            "run": run, "data": data,
-            "calibration_data": os.path.join(out, "work", "calibration_shapes_tiny")}
+            "run": run, "data": data, "record": record or {},
+            "calibration_data": calibration or os.path.join(out, "work",
+                                                             "calibration_shapes_tiny")}
     write_json(spec_path, spec)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1",
@@ -173,35 +198,50 @@ def run_cell(cell: Cell, out: str, settings: dict, run: str | None, data: str | 
         log.write(stderr)
     if rc is None:
         error = f"timed out after {settings['timeout_s']} s"
-        write_json(result_path, failed_cell(cell, error, log_path), indent=1)
+        write_json(result_path, failed_cell(cell, error, log_path, record), indent=1)
         return "failed"
     if cell_status(result_path) == "ok" and os.path.getmtime(result_path) >= started - 1:
         return "ok"  # written by this child (even if it crashed on its way out, as TF can)
     error = _last_line(stderr) or f"the cell's process exited with status {rc}"
     if rc < 0:
         error = f"killed by signal {-rc} (out of memory?); last line: {error}"
-    write_json(result_path, failed_cell(cell, error, log_path), indent=1)
+    write_json(result_path, failed_cell(cell, error, log_path, record), indent=1)
     return "failed"
 
 
 # --- the sweep ----------------------------------------------------------------------------------
 def sweep(grid: str, out: str, runs=(), zoo: bool = False, data: str | None = None,
           skip_failed: bool = False, overrides: dict | None = None, progress: bool = True,
-          only: list[str] | None = None) -> dict:
-    """Measures every cell of ``grid`` not already done in ``out``; -> {"ok", "failed",
-    "skipped"}: lists of cell ids."""
+          only: list[str] | None = None, shard: tuple[int, int] | None = None) -> dict:
+    """Measures every cell of ``grid`` (of shard ``(I, N)`` of it, benchmarks/shards.py) not
+    already done in ``out``; -> {"ok", "failed", "skipped"}: lists of cell ids. Every check
+    comes before the first cell starts."""
     from tqdm import tqdm
 
+    from benchmarks.shards import shard_cells
+
     cells, settings = load_grid(grid)
+    name = grid_name(grid)
     settings.update(overrides or {})
     if only:
         unknown = sorted(set(only) - {c.id for c in cells})
         if unknown:
             raise ValueError(f"--only: no such cell(s) in grid {grid}: {', '.join(unknown)}")
-        cells = [c for c in cells if c.id in only]
     out = os.path.abspath(out)
-    os.makedirs(out, exist_ok=True)
+    check_folder(out, name, {c.id for c in cells})
     trained = match_runs(cells, list(runs) + (zoo_runs() if zoo else []))
+    record = {"grid": name}
+    calibration = None
+    if shard is not None:
+        # a cell's shard never depends on --only: re-running a shard with --only keeps it
+        cells = shard_cells(cells, *shard, trained=set(trained))
+        record["shard"] = f"{shard[0]}/{shard[1]}"
+        # each shard its own copy: two shards must not build one folder at once
+        calibration = os.path.join(out, "work", f"shard-{shard[0]}-of-{shard[1]}",
+                                   "calibration_shapes_tiny")
+    if only:
+        cells = [c for c in cells if c.id in only]
+    os.makedirs(out, exist_ok=True)
     done = {"ok": [], "failed": [], "skipped": []}
     todo = []
     for c in cells:
@@ -212,17 +252,55 @@ def sweep(grid: str, out: str, runs=(), zoo: bool = False, data: str | None = No
             todo.append(c)
     bar = tqdm(total=len(cells), initial=len(done["skipped"]), unit="cell", desc="sweep",
                disable=not progress, dynamic_ncols=True)
-    with bar:
-        for c in todo:
-            bar.set_postfix_str(c.id + (" (trained)" if c.id in trained else ""))
-            run = trained.get(c.id)
-            status = run_cell(c, out, settings, run, _data_for(run, data))
-            done[status].append(c.id)
-            if status == "failed" and progress:
-                with open(os.path.join(out, f"{c.id}.json")) as f:
-                    bar.write(f"{c.id}: failed: {json.load(f)['error']}")
-            bar.update(1)
+    previous = _stop_on_sigterm()
+    try:
+        with bar:
+            for c in todo:
+                bar.set_postfix_str(c.id + (" (trained)" if c.id in trained else ""))
+                run = trained.get(c.id)
+                status = run_cell(c, out, settings, run, _data_for(run, data), record,
+                                  calibration)
+                done[status].append(c.id)
+                if status == "failed" and progress:
+                    with open(os.path.join(out, f"{c.id}.json")) as f:
+                        bar.write(f"{c.id}: failed: {json.load(f)['error']}")
+                bar.update(1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return done
+
+
+def check_folder(out: str, name: str, ids: set) -> None:
+    """GridError when ``out`` holds a cell file of another grid: one that records another grid
+    name, or (files from before cells recorded it) whose id is not a cell of this grid."""
+    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            continue  # not a finished cell file; the report lists it
+        if not (isinstance(d, dict) and str(d.get("schema", "")).startswith(
+                "frontier.sweep.cell/") and isinstance(d.get("cell"), dict)):
+            continue
+        recorded, cid = d.get("grid"), d["cell"].get("id")
+        why = (f"grid {recorded!r}" if recorded is not None and recorded != name else
+               None if cid in ids else f"cell {cid} is not in grid {name!r}")
+        if why:
+            raise GridError(f"--out {out} holds cells of another grid: "
+                            f"{os.path.basename(path)} ({why}); use another --out folder")
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a Kubernetes pod deleted, Slurm's scancel or time limit, ``kill``) stops the
+    sweep as Ctrl-C does: the running cell's process group is killed and nothing is recorded
+    for it, so a re-run measures it again. -> the previous handler (None: not installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _data_for(run: str | None, data: str | None) -> str | None:

@@ -275,7 +275,7 @@ def measure(spec: dict) -> dict:
         "input_shape": list(model.input_shape), "num_classes": model.num_classes,
         "overrides": cell.get("overrides") or {}, "errors": errors,
         "seconds": round(time.time() - t0, 1),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **spec.get("record", {})}
     return result
 
 
