@@ -39,6 +39,7 @@ demo: $(STAMP)
 	  --threads 1 --no-progress --out runs/demo/detections
 	$(PY) -m train report --run runs/demo $(foreach f,$(wildcard runs/edge_*/two_stage_edge.json),--two-stage-edge $(f))
 	@echo "report: runs/demo/report.md"
+	@echo "which model within 20 ms here: python -m benchmarks pick --budget-ms 20 --device runs/demo/edge_benchmark.json --scores runs/demo/eval_model_*.json"
 
 ## test: the fast test suite (slow tests: make test-all)
 test: $(STAMP)

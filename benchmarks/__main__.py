@@ -4,8 +4,8 @@
                                [--shard I/N | --shard-count N]
     python -m benchmarks report --results DIR [--results DIR ...] --out DIR [--edge PI.json ...]
                                 [--threads 1] [--ensemble EVAL_JSON ...]
-    python -m benchmarks pick --budget-ms T [--results DIR] [--device JSON] [--metric AP]
-                              [--json OUT]
+    python -m benchmarks pick --budget-ms T [--results DIR] [--device JSON]
+                              [--scores EVAL_JSON ...] [--metric AP] [--json OUT]
 
 Each command is one ``add_<name>(subparsers)`` function that registers its parser and sets
 ``func``; a new command (e.g. ``sweep``) is one more such function and one line in COMMANDS.
@@ -110,6 +110,9 @@ def run_sweep(args) -> int:
     return 0
 
 
+SWEEP = "benchmarks/results/sweep_mobile"  # pick's default --results, without --scores
+
+
 def add_pick(sub):
     from benchmarks.results_schema import AP_KEYS
     p = sub.add_parser("pick", help="the most accurate model within a latency budget",
@@ -119,17 +122,24 @@ def add_pick(sub):
                        "costs; when none fits, the fastest and by how much it misses. A model "
                        "is a cell x quantization (float32: the cell's AP, int8: its ap_int8) x "
                        "thread count, as measured; untrained cells (no AP) are skipped and "
-                       "counted. Only files are read, nothing is re-run. Exit 0: a pick; 1: "
-                       "nothing fits; 2: bad input (one line naming the value or file).")
+                       "counted. Models of the device file that are no cell's (e.g. the demo's "
+                       "model_int8.tflite) compete when --scores gives their COCO metrics. "
+                       "Only files are read, nothing is re-run. Exit 0: a pick; 1: nothing "
+                       "fits; 2: bad input (one line naming the value or file).")
     p.add_argument("--budget-ms", required=True, metavar="T",
                    help="latency budget in milliseconds (> 0), held against the median")
-    p.add_argument("--results", default="benchmarks/results/sweep_mobile",
-                   help="folder of sweep cell JSON files (default: %(default)s); edge JSON "
-                   "files in it are not read, give the device with --device")
+    p.add_argument("--results", help=f"folder of sweep cell JSON files (default: {SWEEP}, "
+                   "or none when --scores is given); edge JSON files in it are not read, give "
+                   "the device with --device")
     p.add_argument("--device", metavar="JSON",
                    help="an `edge_runtime benchmark --json` file from the phone, the Pi or "
                    "this machine, its models matched to the cells by file name; default: "
                    "the cells' own LiteRT times on the machine that swept them")
+    p.add_argument("--scores", nargs="+", action="extend", default=[], metavar="EVAL_JSON",
+                   help="`edge_runtime evaluate --json` files (several, or repeated): the "
+                   "COCO metrics of device-file models that are no sweep cell's, matched to "
+                   "its results by .tflite path, else file name; needs --device, and uses a "
+                   "sweep only when --results is given")
     p.add_argument("--metric", default="AP", choices=AP_KEYS,
                    help="COCO metric to maximise, of the file that runs (default AP)")
     p.add_argument("--json", metavar="OUT", help="also write the answer as JSON (atomically)")
@@ -140,39 +150,47 @@ def run_pick(args) -> int:
     from benchmarks import pick
     from benchmarks.results_schema import load_results
     from edge_runtime.files import write_json
+    results = args.results or (None if args.scores else SWEEP)
     try:
         budget = pick.parse_budget(args.budget_ms)
-        loaded = load_results(args.results)
-        if not loaded.cells:
-            why = "; ".join(m for _, m in loaded.problems[:1]) or "no cell JSON files"
-            raise pick.PickError(f"--results {args.results}: no valid sweep cell ({why})")
-        for path, message in loaded.problems:
-            print(f"warning: {path}: {message}", file=sys.stderr)
+        if args.scores and not args.device:
+            raise pick.PickError("--scores needs --device: the scored files are timed only in "
+                                 "an `edge_runtime benchmark --json` file (the demo's: "
+                                 "runs/demo/edge_benchmark.json)")
+        scores = pick.load_scores(args.scores)
+        cells = []
+        if results:
+            loaded = load_results(results)
+            if not loaded.cells:
+                why = "; ".join(m for _, m in loaded.problems[:1]) or "no cell JSON files"
+                raise pick.PickError(f"--results {results}: no valid sweep cell ({why})")
+            for path, message in loaded.problems:
+                print(f"warning: {path}: {message}", file=sys.stderr)
+            cells = loaded.cells
+        inputs = " and ".join(x for x in (results, scores and f"{len(scores)} score file(s)")
+                              if x)
         if args.device:
-            points, warnings = pick.load_device(args.device, loaded.cells)
-            source = f"{args.device} on {args.results}"
+            points, warnings = pick.load_device(args.device, cells, scores)
+            source = f"{args.device} on {inputs}"
         else:
-            points, warnings = pick.sweep_points(loaded.cells), []
-            source = f"the cells' own times, {args.results}"
+            points, warnings = pick.sweep_points(cells), []
+            source = f"the cells' own times, {results}"
         for message in warnings:
             print(f"warning: {args.device}: {message}", file=sys.stderr)
         found, skipped = pick.options(points, args.metric)
         if not found:
-            raise pick.PickError(f"{args.device or args.results}: no model with a measured "
+            raise pick.PickError(f"{args.device or results}: no model with a measured "
                                  f"{args.metric} ({len(skipped)} skipped: untrained or unscored)")
     except pick.PickError as e:
         print(f"pick: {e}", file=sys.stderr)
         return 2
     ans = pick.answer(found, budget)
     print(pick.format_answer(ans, args.metric, source))
-    why = ", ".join(sorted({s["why"] for s in skipped}))
-    print(f"{len({(o['cell'], o['quant']) for o in found})} model file(s) scored by "
-          f"{args.metric}; skipped {len(skipped)} file(s) of {len({s['cell'] for s in skipped})} "
-          f"cell(s)" + (f": {why}" if why else ""))
+    print(pick.summary(found, skipped, args.metric, with_cells=bool(results)))
     if args.json:
         write_json(args.json, dict(ans, tool="benchmarks pick", metric=args.metric,
-                                   results=args.results, device_file=args.device,
-                                   skipped=skipped))
+                                   results=results, device_file=args.device,
+                                   scores=[s["file"] for s in scores], skipped=skipped))
     return 0 if ans["pick"] else pick.NOTHING_FITS
 
 

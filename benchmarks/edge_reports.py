@@ -7,6 +7,8 @@ interpreter's time (the figure the sweep records on this CPU as ``tflite.<q>.inv
 result belongs to the cell whose ``tflite.<q>.file`` is that name, as quantization ``q``; the
 sweep names exported files after their cell id so the name survives the trip to the device.
 A file of another schema, or a result with no matching cell, is listed, never fatal.
+``benchmarks pick --scores`` passes ``match``: results that are scored files rather than
+cells (benchmarks/pick_files.py).
 """
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ def _invoke(result) -> dict | None:
     return None
 
 
-def edge_points(edge_reports, cells) -> tuple[list[dict], list[tuple[str, str]]]:
+def edge_points(edge_reports, cells, match=None) -> tuple[list[dict], list[tuple[str, str]]]:
     """-> (points, problems). A point: {"device", "cell", "quant", "threads", "median", "p90",
-    "file"}; problems: (file, message) for bad files and unmatched results."""
+    "file"}; problems: (file, message) for bad files and unmatched results. ``match(result)``,
+    tried first: {"scored", "quant"} of a result that is not a cell's (its point has "cell"
+    None and "scored"), or None."""
     by_file = {}
     for cell in cells:
         for q, entry in (cell.get("tflite") or {}).items():
@@ -48,17 +52,19 @@ def edge_points(edge_reports, cells) -> tuple[list[dict], list[tuple[str, str]]]
             if not isinstance(r, dict) or not isinstance(r.get("model"), str) or inv is None:
                 bad += 1
                 continue
-            if r["model"] not in by_file:
+            scored = match(r) if match else None
+            if scored is None and r["model"] not in by_file:
                 unmatched.append(r["model"])
                 continue
-            cell, q = by_file[r["model"]]
+            cell, q = (None, None) if scored else by_file[r["model"]]
             points.append({"device": device_name(machine), "cell": cell, "quant": q,
                            "threads": r.get("threads"), "median": float(inv["median"]),
-                           "p90": float(inv["p90"]), "file": path})
+                           "p90": float(inv["p90"]), "file": path, **(scored or {})})
         if bad:
             problems.append((path, f"skipped {bad} of {len(results)} result(s): another schema "
                              "(each needs \"model\" and \"stages_ms\".\"invoke\" median/p90)"))
         if unmatched:
-            problems.append((path, "no cell has a tflite file named " + ", ".join(
+            problems.append((path, "no cell " + ("or scored file " if match else "") +
+                             "has a tflite file named " + ", ".join(
                 sorted(set(unmatched))) + " (results skipped)"))
     return points, problems

@@ -7,7 +7,11 @@ file never scored; AP_small -1 when the data had no small objects) cannot be pic
 skipped and counted. Its latency is LiteRT's invoke time (the interpreter, NMS op included;
 median and p90), either the sweep's own (``tflite.<q>.invoke_ms`` of each cell, on the machine
 that swept it) or a device file's (``edge_runtime benchmark --json``: ``stages_ms.invoke``),
-matched to the cells by model file name as the report matches them (edge_reports.py). Why
+matched to the cells by model file name as the report matches them (edge_reports.py). A
+device file's models that are no cell's, such as the demo's, compete when scored: ``--scores``
+takes ``edge_runtime evaluate --json`` files, each the COCO metrics of one .tflite, matched to
+the device's results by path, else by file name (pick_files.py); such a model is named by its
+file, its quantization is the device result's ("?" when unrecorded). Why
 invoke: it is the figure both files hold for every model and thread count; TensorFlow's time is
 a desktop figure, not what ships.
 
@@ -17,17 +21,13 @@ the most accurate (ties: the faster), the runners-up follow by accuracy. Nothing
 """
 from __future__ import annotations
 
-import json
 import math
 
-from benchmarks.edge_reports import device_name, edge_points
+from benchmarks.edge_reports import device_name
 from benchmarks.frontier import short_name
+from benchmarks.pick_files import PickError, load_device, load_scores  # noqa: F401
 
 NOTHING_FITS = 1  # exit code when no model is within the budget (errors are 2)
-
-
-class PickError(ValueError):
-    """Bad input: one line that names the value or the file."""
 
 
 def parse_budget(text) -> float:
@@ -49,22 +49,26 @@ def sweep_points(cells) -> list[dict]:
 
 
 def options(points, metric: str) -> tuple[list[dict], list[dict]]:
-    """-> (models with an accuracy, skipped [{"cell", "quant", "why"}] once per cell/quant)."""
+    """-> (models with an accuracy, skipped [{"cell", "scores", "quant", "why"}] once per file).
+    A cell's model has "scores" None; a scored file's has "cell" None, "scores" its score file."""
     found, skipped = [], {}
     for p in points:
-        c = p["cell"]
-        ap = c.get("ap" if p["quant"] == "float32" else "ap_int8")
+        c, s = p["cell"], p.get("scored")
+        ap = s["metrics"] if s else c.get("ap" if p["quant"] == "float32" else "ap_int8")
         value = (ap or {}).get(metric)
+        key = (None, s["file"], p["quant"]) if s else (c["cell"]["id"], None, p["quant"])
         if value is None or value < 0:
-            why = ("untrained (random weights)" if not c.get("ap") else
+            why = ("untrained (random weights)" if not (s or c.get("ap")) else
                    f"no {metric} measured for its {p['quant']} file" if value is None else
                    f"{metric} -1: no such objects in its data")
-            skipped[(c["cell"]["id"], p["quant"])] = why
+            skipped[key] = why
             continue
-        found.append({"model": short_name(c["cell"]), "cell": c["cell"]["id"],
-                      "quant": p["quant"], "threads": p["threads"], "accuracy": float(value),
-                      "median": p["median"], "p90": p["p90"], "device": p["device"]})
-    return found, [{"cell": k[0], "quant": k[1], "why": w} for k, w in skipped.items()]
+        found.append({"model": s["name"] if s else short_name(c["cell"]), "cell": key[0],
+                      "scores": key[1], "quant": p["quant"], "threads": p["threads"],
+                      "accuracy": float(value), "median": p["median"], "p90": p["p90"],
+                      "device": p["device"]})
+    return found, [{"cell": k[0], "scores": k[1], "quant": k[2], "why": w}
+                   for k, w in skipped.items()]
 
 
 def answer(found, budget: float) -> dict:
@@ -72,8 +76,9 @@ def answer(found, budget: float) -> dict:
     "over_ms"}; every model gets "spare_ms" (budget - median) and the pick "vs_pick" 0."""
     best = {}
     for o in sorted((o for o in found if o["median"] <= budget), key=lambda o: o["median"]):
-        best.setdefault((o["cell"], o["quant"], o["device"]), o)  # its fastest thread count
-    ranked = sorted(best.values(), key=lambda o: (-o["accuracy"], o["median"], o["cell"]))
+        best.setdefault((o["cell"], o["scores"], o["quant"], o["device"]), o)  # fastest threads
+    ranked = sorted(best.values(),
+                    key=lambda o: (-o["accuracy"], o["median"], o["cell"] or o["model"]))
     ranked = [dict(o, spare_ms=budget - o["median"],
                    vs_pick=o["accuracy"] - ranked[0]["accuracy"]) for o in ranked]
     out = {"budget_ms": budget, "pick": ranked[0] if ranked else None,
@@ -82,6 +87,17 @@ def answer(found, budget: float) -> dict:
         fastest = min(found, key=lambda o: (o["median"], -o["accuracy"]))
         out.update(fastest=fastest, over_ms=fastest["median"] - budget)
     return out
+
+
+def summary(found, skipped, metric: str, with_cells: bool) -> str:
+    """The closing line: how many model files have ``metric``, how many were skipped, why."""
+    of_cells = [s for s in skipped if s["cell"]]
+    scored = len(skipped) - len(of_cells)
+    parts = [f"{len(of_cells)} file(s) of {len({s['cell'] for s in of_cells})} cell(s)"] * \
+        with_cells + [f"{scored} scored file(s)"] * bool(scored or not with_cells)
+    why = ", ".join(sorted({s["why"] for s in skipped}))
+    return (f"{len({(o['cell'], o['scores'], o['quant']) for o in found})} model file(s) "
+            f"scored by {metric}; skipped {' and '.join(parts)}" + (f": {why}" if why else ""))
 
 
 def budget_ladder(found) -> list[float]:
@@ -132,28 +148,6 @@ def format_answer(ans, metric: str, source: str) -> str:
                  "thread count that fits" + ("; * p90 over the budget" if any(
                      o["p90"] > b for o in [p] + ans["runners_up"]) else "") + ")")
     return "\n".join(lines)
-
-
-def load_device(path: str, cells) -> tuple[list[dict], list[str]]:
-    """A device file's points matched to ``cells`` -> (points, warnings); PickError when the
-    file is unreadable, of another schema, or of another model set (no result matches)."""
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PickError(f"--device {path}: cannot read it as JSON ({e})") from None
-    points, problems = edge_points([(path, report)], cells)
-    if points:
-        return points, [m for _, m in problems]
-    results = report.get("results") if isinstance(report, dict) else None
-    names = sorted({r["model"] for r in results or [] if isinstance(r, dict)
-                    and isinstance(r.get("model"), str)})
-    if names and not any("another schema" in m for _, m in problems):
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        raise PickError(f"--device {path}: a device file of another model set: none of its "
-                        f"models ({shown}) is a .tflite file of the sweep's cells")
-    raise PickError(f"--device {path}: not an edge_runtime benchmark JSON with results "
-                    "(write one with `python -m edge_runtime benchmark MODEL --json FILE`)")
 
 
 def budget_rows(found) -> list[list]:

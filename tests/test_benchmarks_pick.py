@@ -1,6 +1,8 @@
 """`python -m benchmarks pick`: answers checked against ones worked out by hand from a fixture
 (four hand-written cells and a Pi file in edge_runtime benchmark's schema, written here), the
-committed mobile sweep with and without a device file, bad input, and the report's table."""
+committed mobile sweep with and without a device file, the demo's files (a device file and
+`edge_runtime evaluate` score files, laid out as the real writers lay them out) alone and with
+the cells, bad input, and the report's table."""
 import json
 import os
 
@@ -290,6 +292,249 @@ def test_help_names_exit_codes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert e.value.code == 0 and "1: nothing fits; 2: bad input" in text
     assert "LiteRT invoke" in text and "untrained cells (no AP) are skipped" in text
+
+
+# --- scored files: the demo's models, timed in a device file, scored by `edge_runtime evaluate` ---
+
+ASSET = os.path.join(ROOT, "tests", "assets", "shapes_ssd_mobilenet_v2_int8.tflite")
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """The writers' own layouts: one real `edge_runtime evaluate --json` and one real
+    `edge_runtime benchmark --json` of the bundled int8 model (one blank image, two frames);
+    the files below are these with hand-chosen figures, paths and names."""
+    import cv2
+    import numpy as np
+    from edge_runtime.benchmark import run_benchmark
+    from edge_runtime.evaluate import evaluate
+    data = tmp_path_factory.mktemp("one_image")
+    (data / "annotations").mkdir()
+    (data / "val").mkdir()
+    cv2.imwrite(str(data / "val" / "a.jpg"), np.zeros((64, 64, 3), np.uint8))
+    with open(ASSET[:-len(".tflite")] + ".json") as f:
+        labels = json.load(f)["labels"]
+    (data / "annotations" / "instances_val.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 20],
+                         "area": 400, "iscrowd": 0}],
+        "categories": [{"id": i, "name": n} for i, n in enumerate(labels, 1)]}))
+    scored = evaluate(ASSET, str(data), json_path=str(data / "eval.json"), num_threads=1,
+                      progress=False)
+    timed = run_benchmark([ASSET], threads=(1,), runs=2, warmup=0, progress=False)
+    with open(data / "eval.json") as f:
+        assert json.load(f) == scored  # what --json wrote is what evaluate returned
+    return scored, timed
+
+
+def eval_file(layouts, path, model, ap, ap_small=0.2):
+    """`edge_runtime evaluate --json` of ``model`` (an absolute path), AP and AP_small by hand."""
+    with open(path, "w") as f:
+        json.dump(dict(layouts[0], model=str(model), AP=ap, AP_small=ap_small), f)
+    return str(path)
+
+
+def timed(layouts, path, quant, threads, median, p90):
+    """One result of `edge_runtime benchmark --json` for the file at ``path``."""
+    r = layouts[1]["results"][0]
+    return dict(r, model=os.path.basename(path), path=str(path), quantize=quant, threads=threads,
+                stages_ms=dict(r["stages_ms"], invoke=dict(r["stages_ms"]["invoke"],
+                                                            median=median, p90=p90)))
+
+
+def bench_file(layouts, path, results):
+    with open(path, "w") as f:  # `make demo` benchmarks --against the TF times: "against"
+        json.dump(dict(layouts[1], machine=EPYC, results=results,
+                       against={"file": "runs/demo/tf_benchmark.json", "machine": EPYC,
+                                "rows": []}), f)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def demo(layouts, tmp_path_factory):
+    """What `make demo` leaves in runs/demo: edge_benchmark.json (float32 and int8 at 1 and 2
+    threads; the int8 model is slower at 2) and eval_model_{float32,int8,qat_int8}.json (the
+    QAT model is scored, never timed)."""
+    run = tmp_path_factory.mktemp("runs") / "demo"
+    run.mkdir()
+    f32, i8 = run / "model_float32.tflite", run / "model_int8.tflite"
+    device = bench_file(layouts, run / "edge_benchmark.json", [
+        timed(layouts, f32, "float32", 1, 45.0, 49.0),
+        timed(layouts, f32, "float32", 2, 28.0, 31.0),
+        timed(layouts, i8, "int8", 1, 6.0, 6.6), timed(layouts, i8, "int8", 2, 7.5, 9.0)])
+    scores = [eval_file(layouts, run / "eval_model_float32.json", f32, 0.50, 0.30),
+              eval_file(layouts, run / "eval_model_int8.json", i8, 0.45),
+              eval_file(layouts, run / "eval_model_qat_int8.json", run / "model_qat_int8.tflite",
+                        0.47)]
+    return run, device, scores
+
+
+def brief_file(o):
+    return (o["model"], o["quant"], o["threads"], o["median"], o["accuracy"])
+
+
+F32, I8 = "model_float32.tflite", "model_int8.tflite"
+BY_HAND_DEMO = {   # models fit when median <= budget, each at its fastest thread count that fits
+    5: None,       # nothing: the fastest is int8 at 1 thread, 6.0 ms, 1.0 over
+    20: [(I8, "int8", 1, 6.0, 0.45)],                                    # float32 needs 28
+    100: [(F32, "float32", 2, 28.0, 0.50), (I8, "int8", 1, 6.0, 0.45)],  # int8 5 points less
+}
+
+
+@pytest.mark.parametrize("budget", [5, 20, 100])
+def test_the_demos_files(demo, capsys, tmp_path, budget):
+    run, device, scores = demo
+    code, out, err, a = run_pick(capsys, tmp_path, budget, "--device", device, "--scores",
+                                 *scores)
+    assert err == f"warning: {device}: model_qat_int8.tflite is not in it: scored " \
+        f"({scores[2]}), never timed, left out\n"
+    assert a["results"] is None and a["scores"] == scores and a["skipped"] == []
+    want = BY_HAND_DEMO[budget]
+    if want is None:
+        assert code == 1 and a["pick"] is None and a["over_ms"] == 1.0
+        assert brief_file(a["fastest"]) == (I8, "int8", 1, 6.0, 0.45)
+        assert out.startswith(f"nothing fits within 5 ms on AMD EPYC (2 cores, x86_64) "
+                              f"({device} on 3 score file(s)): the fastest is {I8} int8, "
+                              "1 thread, at 6.00 ms (p90 6.60), 1.00 ms over budget (AP 0.450)")
+        return
+    assert code == 0 and [brief_file(o) for o in [a["pick"]] + a["runners_up"]] == want
+    assert a["pick"]["cell"] is None and a["pick"]["scores"] == scores[want[0][0] == I8]
+    lines = out.splitlines()
+    assert lines[1] == {
+        20: f"pick: {I8} int8, 1 thread: AP 0.450 at 6.00 ms (p90 6.60), 14.00 ms to spare",
+        100: f"pick: {F32} float32, 2 threads: AP 0.500 at 28.00 ms (p90 31.00), 72.00 ms "
+             "to spare"}[budget]
+    assert lines[-1] == "2 model file(s) scored by AP; skipped 0 scored file(s)"
+    if budget == 100:
+        assert a["runners_up"][0]["vs_pick"] == pytest.approx(-0.05)
+        assert f"   2  {I8:24s} int8           1    0.450      6.00    6.60     94.00    -5.0" \
+            in out
+
+
+def test_the_demos_files_by_ap_small(demo, layouts, capsys, tmp_path):
+    """int8's AP_small is -1 here (COCO's "no small objects in the data"): skipped, counted."""
+    run, device, scores = demo
+    int8 = eval_file(layouts, tmp_path / "eval_model_int8.json", run / I8, 0.45, -1.0)
+    code, out, _, a = run_pick(capsys, tmp_path, 100, "--device", device, "--scores",
+                               scores[0], int8, "--metric", "AP_small")
+    assert code == 0 and brief_file(a["pick"]) == (F32, "float32", 2, 28.0, 0.30)
+    assert a["runners_up"] == [] and a["skipped"] == [
+        {"cell": None, "scores": int8, "quant": "int8",
+         "why": "AP_small -1: no such objects in its data"}]
+    assert out.splitlines()[-1] == "1 model file(s) scored by AP_small; skipped 1 scored " \
+        "file(s): AP_small -1: no such objects in its data"
+
+
+def run_pick(capsys, tmp_path, budget, *argv):
+    return run(capsys, tmp_path, "--budget-ms", str(budget), *argv)
+
+
+# the fixture's cells on a Pi that also timed the demo's two files (copied to /home/pi/models:
+# matched to their score files by name); by hand from CELLS, PI_ENTRIES and these two
+BY_HAND_MIXED = {
+    5: None,  # the fastest trained model is still SSD int8 at 12 ms
+    20: [(I8, "int8", 4, 15.0, 0.45), ("SSD MNv2 256", "int8", 4, 12.0, 0.40)],
+    100: [(F32, "float32", 4, 40.0, 0.50), ("R-FCN MNv2 300 p50", "float32", 4, 90.0, 0.49),
+          ("SSD MNv2 256", "float32", 4, 30.0, 0.46), (I8, "int8", 4, 15.0, 0.45),
+          ("SSD MNv2 256", "int8", 4, 12.0, 0.40)],
+}
+
+
+@pytest.mark.parametrize("budget", [5, 20, 100])
+def test_sweep_cells_and_scored_files_together(fixture, demo, layouts, capsys, tmp_path,
+                                               budget):
+    _, _, scores = demo
+    pi = bench_file(layouts, tmp_path / "pi.json", [device_result(*e) for e in PI_ENTRIES] + [
+        timed(layouts, f"/home/pi/models/{F32}", "float32", 4, 40.0, 44.0),
+        timed(layouts, f"/home/pi/models/{I8}", "int8", 4, 15.0, 16.0)])
+    code, out, err, a = run_pick(capsys, tmp_path, budget, "--results", fixture[0],
+                                 "--device", pi, "--scores", scores[0], "--scores", *scores[1:])
+    assert err.splitlines() == [
+        f"warning: {pi}: no cell or scored file has a tflite file named my_own_model.tflite "
+        "(results skipped)",
+        f"warning: {pi}: model_qat_int8.tflite is not in it: scored ({scores[2]}), never "
+        "timed, left out"]
+    want = BY_HAND_MIXED[budget]
+    if want is None:
+        assert code == 1 and (a["fastest"]["cell"], a["fastest"]["median"]) == (SSD, 12.0)
+        return
+    assert code == 0 and [brief_file(o) for o in [a["pick"]] + a["runners_up"]] == want
+    assert out.startswith(f"Within {budget} ms on AMD EPYC (2 cores, x86_64), the most accurate "
+                          f"by AP ({pi} on {fixture[0]} and 3 score file(s)):")
+    assert [(s["cell"], s["quant"]) for s in a["skipped"]] == [("ssd-mobilenet_v1-300",
+                                                                "float32")]
+    assert out.splitlines()[-1] == "7 model file(s) scored by AP; skipped 1 file(s) of 1 " \
+        "cell(s): untrained (random weights)"
+
+
+def test_a_name_two_scored_files_share(layouts, capsys, tmp_path):
+    """runs/a and runs/b both hold a model_int8.tflite: the device result's path tells them
+    apart; a result timed elsewhere (a Pi's copy) could be either: an error naming both."""
+    a_i8, b_i8 = tmp_path / "a" / I8, tmp_path / "b" / I8
+    scores = [eval_file(layouts, tmp_path / "eval_a.json", a_i8, 0.45),
+              eval_file(layouts, tmp_path / "eval_b.json", b_i8, 0.41)]
+    here = bench_file(layouts, tmp_path / "here.json", [timed(layouts, b_i8, None, 1, 6.0, 7.0)])
+    code, out, err, ans = run_pick(capsys, tmp_path, 20, "--device", here, "--scores", *scores)
+    assert code == 0 and brief_file(ans["pick"]) == ("b/model_int8.tflite", "?", 1, 6.0, 0.41)
+    assert err == f"warning: {here}: a/model_int8.tflite is not in it: scored ({scores[0]}), " \
+        "never timed, left out\n"  # and no quantization recorded: "?"
+    pi = bench_file(layouts, tmp_path / "pi.json",
+                    [timed(layouts, f"/home/pi/models/{I8}", "int8", 4, 15.0, 16.0)])
+    (tmp_path / "answer.json").unlink()
+    code, out, err, ans = run_pick(capsys, tmp_path, 20, "--device", pi, "--scores", *scores)
+    assert code == 2 and out == "" and ans is None
+    assert err == f"pick: --device {pi}: model_int8.tflite (timed at /home/pi/models/" \
+        f"model_int8.tflite) is ambiguous: scored as {a_i8} ({scores[0]}) and as {b_i8} " \
+        f"({scores[1]}); give one of them to --scores\n"
+
+
+def test_scores_need_a_device(demo, capsys, tmp_path):
+    code, out, err, a = run_pick(capsys, tmp_path, 20, "--scores", *demo[2])
+    assert code == 2 and out == "" and a is None
+    assert err == "pick: --scores needs --device: the scored files are timed only in an " \
+        "`edge_runtime benchmark --json` file (the demo's: runs/demo/edge_benchmark.json)\n"
+
+
+def test_scored_files_the_device_file_lacks(fixture, demo, capsys, tmp_path):
+    """The Pi file times the sweep's cells only: the scored files would silently not compete."""
+    code, out, err, a = run_pick(capsys, tmp_path, 20, "--results", fixture[0], "--device",
+                                 fixture[1], "--scores", *demo[2][:2])
+    assert code == 2 and out == "" and a is None and err.count("\n") == 1
+    assert err == f"pick: --device {fixture[1]}: none of the scored models ({F32}, {I8}) is " \
+        "in it, by path or file name (time them with `python -m edge_runtime benchmark MODEL " \
+        "--json FILE`)\n"
+
+
+@pytest.mark.parametrize("with_sweep", [False, True])
+def test_a_device_file_of_yet_another_model_set(demo, layouts, capsys, tmp_path, with_sweep):
+    other = bench_file(layouts, tmp_path / "other.json",
+                       [timed(layouts, "/phone/yolo.tflite", "int8", 4, 9.0, 10.0)])
+    code, out, err, a = run_pick(capsys, tmp_path, 20, "--device", other, "--scores",
+                                 *demo[2], *(["--results", SWEEP] if with_sweep else []))
+    assert code == 2 and out == "" and a is None
+    assert err == f"pick: --device {other}: a device file of another model set: none of its " \
+        "models (yolo.tflite) is a .tflite file of " + \
+        ("the sweep's cells or the --scores files\n" if with_sweep else "the --scores files\n")
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{\"AP\": 0.5", "cannot read it as JSON"),
+    (json.dumps({"AP": 0.5, "checkpoint": "runs/demo/ckpt-1"}),  # train evaluate's eval.json
+     "not an `edge_runtime evaluate --json` file (needs \"model\", the .tflite it scored"),
+])
+def test_a_score_file_that_is_not_one(demo, capsys, tmp_path, content, words):
+    bad = tmp_path / "eval.json"
+    bad.write_text(content)
+    code, out, err, _ = run_pick(capsys, tmp_path, 20, "--device", demo[1], "--scores", str(bad))
+    assert code == 2 and out == "" and err.startswith(f"pick: --scores {bad}: {words}")
+    assert err.count("\n") == 1
+
+
+def test_the_committed_sweep_stays_the_default_without_scores(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, _, _, a = run_pick(capsys, tmp_path, 20)
+    assert code == 0 and a["results"] == "benchmarks/results/sweep_mobile" and a["scores"] == []
+    assert a["pick"]["cell"] == "faster_rcnn-mobilenet_v2-300-p50"
 
 
 # --- the report's "by budget" table --------------------------------------------------------------
