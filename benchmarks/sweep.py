@@ -45,7 +45,7 @@ The ``mobile`` grid (18 cells): SSD x {mobilenet_v1, mobilenet_v2 (SSDLite), inc
 300; Faster R-CNN x the same three and R-FCN x mobilenet_v1/v2 (inception_v2 has no output
 stride 16) at 300 with 50 and 300 proposals; and the pairs the paper's findings need: SSD-
 MobileNet-v1 at 150, SSD-MobileNet-v2 (shapes) at 256 and 128, Faster R-CNN-ResNet-101 at 150
-(50 proposals) at output stride 16 and 8. ``--zoo`` makes 7 cells trained (the zoo SSD at its
+(50 proposals) at output stride 16 and 8. ``--zoo`` makes 5 cells trained (the zoo SSD at its
 256, the zoo Faster R-CNN and R-FCN at 300) with COCO AP, float and int8, on 1000 val images.
 Its budget (done-when: <= 60 min on a 2-core machine): measured with ``make sweep`` on this
 quiet 2-core AMD EPYC VM on 2026-12-03: 47 min 05 s for the 18 cells (1.1-5.6 min each; the
