@@ -98,7 +98,7 @@ ensemble: $(STAMP)
 	$(PY) benchmarks/ensemble.py --data $(LONG_DATA) --select-data data/shapes_holdout \
 	  --runs $(ZOO_TWO_STAGE),$(subst $(eval) ,$(comma),$(addprefix train/zoo/ensemble/,$(MEMBERS))) \
 	  --hand train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/ensemble/ratio2_seed3,train/zoo/ensemble/iou_seed4 \
-	  --num-proposals 50 --multicrop 2x2:0.6 --out benchmarks/results/ensemble
+	  --similarity 0.9999 --num-proposals 50 --multicrop 2x2:0.6 --out benchmarks/results/ensemble
 
 ## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals and
 ## QAT at 300 (QAT_STEPS fine-tuning steps): AP,

@@ -91,7 +91,8 @@ def run(args) -> dict:
                                 v["ensemble"]["network_evaluations_per_image"],
                             "members": [m["name"] for m in v["ensemble"]["members"]],
                             "multicrop": v["ensemble"]["multicrop"]}
-                        for k, v in rows.items()}}
+                        for k, v in rows.items()},
+               "selection": rows["diverse"]["ensemble"]["selection"]}
     write_json(os.path.join(args.out, "ensemble.json"), summary)
     write_text(os.path.join(args.out, "ensemble.md"), table(summary))
     print(table(summary))
@@ -118,6 +119,14 @@ def table(summary: dict) -> str:
     lines += ["", f"Diverse ensemble + multicrop vs the best single member: "
               f"{100 * (top['AP'] - best['AP']):+.1f} AP points, AR_small "
               f"{best['AR_small']:.3f} -> {top['AR_small']:.3f}."]
+    sel = summary.get("selection")
+    if sel:
+        lines += ["", f"Diverse: greedy on {sel['data']} ({sel['split']}, {sel['images']} "
+                  f"images, never trained on nor reported), similarity {sel['similarity']}, "
+                  f"at most {sel['max_models']} models:", "",
+                  "| candidate | held-out AP | chosen | why |", "|---|---|---|---|"]
+        lines += [f"| {d['name']} | {d['AP']:.4f} | {'yes' if d['chosen'] else 'no'} | "
+                  f"{d['reason']} |" for d in sel["decisions"]]
     return "\n".join(lines) + "\n"
 
 
