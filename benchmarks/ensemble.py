@@ -46,7 +46,8 @@ def _row(out: str, row: str, progress: bool, **kwargs) -> dict:
         with open(path) as f:
             return json.load(f)
     print(f"{row}: running")
-    return run_ensemble(out=os.path.join(out, row), progress=progress, **kwargs)
+    return run_ensemble(out=os.path.join(out, row), progress=progress, save_detections=False,
+                        **kwargs)
 
 
 def run(args) -> dict:
@@ -55,7 +56,8 @@ def run(args) -> dict:
     if not set(hand) <= set(runs):
         raise SystemExit(f"error: --hand {args.hand}: every hand-selected run must be in --runs")
     common = dict(data=args.data, split=args.split, images=args.images, combine=args.combine,
-                  merge_method=args.merge, num_proposals=args.num_proposals)
+                  merge_method=args.merge, num_proposals=args.num_proposals,
+                  image_size=args.image_size)
     rows = {}
     for r in runs:
         rows[f"alone_{_name(r)}"] = _row(args.out, f"alone_{_name(r)}", not args.no_progress,
@@ -99,12 +101,23 @@ def run(args) -> dict:
     return summary
 
 
+def _why(d: dict, similarity: float) -> str:
+    """The decision's reason, its cosine to 6 decimals (the held-out cosines differ there)."""
+    if d.get("max_similarity") is None:
+        return d["reason"]
+    if not d["chosen"]:
+        return f"too similar to {d['closest']} (cosine {d['max_similarity']:.6f} > {similarity})"
+    return (f"best held-out AP left; cosine to {d['closest']} {d['max_similarity']:.6f} <= "
+            f"{similarity}")
+
+
 def table(summary: dict) -> str:
     m, s = summary["machine"], summary["settings"]
     lines = [f"Ensembles on {s['data']} ({s['split']}, {s['images'] or 'all'} images) -- "
              f"{m['cpu']} ({m['cores']} cores); batch 1, time = the whole procedure per image "
-             f"(median, p90); combine {s['combine']}, merge {s['merge']}, proposals per member "
-             f"{s['num_proposals'] or 'as configured'}", "",
+             f"(median, p90); combine {s['combine']}, merge {s['merge'] or 'nms'}, proposals per member "
+             f"{s['num_proposals'] or 'as configured'}, input resolution "
+             f"{s.get('image_size') or 'as configured'}", "",
              "| row | members | evaluations / image | ms / image (p90) | AP | AP_small | "
              "AR_small |", "|---|---|---|---|---|---|---|"]
     for name, r in summary["rows"].items():
@@ -126,7 +139,7 @@ def table(summary: dict) -> str:
                   f"at most {sel['max_models']} models:", "",
                   "| candidate | held-out AP | chosen | why |", "|---|---|---|---|"]
         lines += [f"| {d['name']} | {d['AP']:.4f} | {'yes' if d['chosen'] else 'no'} | "
-                  f"{d['reason']} |" for d in sel["decisions"]]
+                  f"{_why(d, sel['similarity'])} |" for d in sel["decisions"]]
     return "\n".join(lines) + "\n"
 
 
@@ -144,8 +157,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-models", type=int, default=5)
     p.add_argument("--similarity", type=float, default=0.99)
     p.add_argument("--combine", default="proposals", choices=("proposals", "detections"))
-    p.add_argument("--merge", default="nms", choices=("nms", "wbf"))
+    p.add_argument("--merge", choices=("nms", "wbf"), help="default: as `train ensemble`")
     p.add_argument("--num-proposals", type=int)
+    p.add_argument("--image-size", type=int, help="every member's input resolution (default: "
+                   "each config's)")
     p.add_argument("--multicrop", default="2x2:0.6")
     p.add_argument("--out", required=True)
     p.add_argument("--no-progress", action="store_true")

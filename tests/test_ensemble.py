@@ -90,7 +90,7 @@ def test_two_member_ensemble_cli_with_greedy_selection(data, held_out, tmp_path,
     out = tmp_path / "ens"
     rc = main(["ensemble", "--runs", f"{FRCNN},{RFCN}", "--data", data, "--select", "greedy",
                "--select-data", held_out, "--similarity", "1.0", "--multicrop", "2x2:0.6",
-               "--score-members", "--out", str(out), "--no-progress"])
+               "--score-members", "--image-size", "224", "--out", str(out), "--no-progress"])
     assert rc == 0
     report = json.loads((out / "eval.json").read_text())
     for key in ("AP", "AP50", "AP_small", "AR100", "AR_small", "per_category_AP"):
@@ -101,6 +101,7 @@ def test_two_member_ensemble_cli_with_greedy_selection(data, held_out, tmp_path,
     assert [m["name"] for m in e["members"]] == sel["chosen"] == sorted(
         sel["candidates"], key=lambda n: -sel["candidates"][n]["AP"])
     assert e["network_evaluations_per_image"] == 10 and report["num_images"] == 4
+    assert e["image_size"] == 224
     assert report["ms_per_image"]["median"] > 0
     alone = e["members_alone"]
     assert set(alone) == set(sel["chosen"]) and all("AP" in v for v in alone.values())
@@ -125,6 +126,7 @@ def _labels_changed(tmp_path):
     (",", [], "no member runs"),
     (FRCNN, ["--multicrop", "3x2:0.5"], "multicrop spec '3x2:0.5'"),
     (FRCNN, ["--select", "greedy"], "the split the scores are reported on"),
+    (FRCNN, ["--image-size", "8"], "--image-size must be >= 32, got 8"),
 ])
 def test_bad_members_and_options_exit_2_before_evaluating(data, tmp_path, capsys, runs, extra,
                                                           match):

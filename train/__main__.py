@@ -52,7 +52,7 @@ def _ensemble(args):
         args.select, args.max_models, args.similarity, args.select_data, args.select_split,
         args.select_images, args.combine, args.merge, args.multicrop, args.out,
         progress=not args.no_progress, score_members=args.score_members,
-        num_proposals=args.num_proposals)
+        num_proposals=args.num_proposals, image_size=args.image_size)
     e = report["ensemble"]
     if e["selection"]:
         for d in e["selection"]["decisions"]:
@@ -165,13 +165,18 @@ def main(argv=None) -> int:
     p.add_argument("--select-split", default="val", help="held-out split (default: val)")
     p.add_argument("--select-images", type=int, help="only the first N held-out images")
     p.add_argument("--combine", default="proposals", choices=("proposals", "detections"))
-    p.add_argument("--merge", default="nms", choices=("nms", "wbf"),
-                   help="how detections of members (--combine detections) and of crops merge")
+    p.add_argument("--merge", choices=("nms", "wbf"),
+                   help="how detections of members (--combine detections) and of crops merge "
+                   "(default: wbf with --combine detections, measured better; nms with "
+                   "proposals)")
     p.add_argument("--multicrop", default="none", metavar="SPEC",
                    help="'GxG:F': the whole image plus a G x G grid of crops F of its sides "
                    "(e.g. 2x2:0.6); 'none' (default)")
     p.add_argument("--num-proposals", type=int, help="two-stage members' proposals per image "
                    "(default: each config's; the pool holds members x this many)")
+    p.add_argument("--image-size", type=int, help="every member's input resolution (SSD M x M; "
+                   "two-stage: the shorter edge), as `evaluate --image-size` (default: each "
+                   "config's)")
     p.add_argument("--score-members", action="store_true",
                    help="also score each chosen member alone on the same images (the "
                    "report's ensemble-vs-best-single row)")

@@ -84,15 +84,18 @@ def check_runs(run_dirs, combine: str) -> list[dict]:
     return labels
 
 
-def load_members(run_dirs, combine: str, num_proposals: int | None = None) -> list[Member]:
-    """``num_proposals``: two-stage members' proposals per image (default: each config's)."""
+def load_members(run_dirs, combine: str, num_proposals: int | None = None,
+                 image_size: int | None = None) -> list[Member]:
+    """``num_proposals``: two-stage members' proposals per image (default: each config's);
+    ``image_size``: every member's input resolution (as ``train evaluate --image-size``)."""
     from train.evaluate import load_run
 
     check_runs(run_dirs, combine)
     members = []
     for run in run_dirs:
         two_stage = meta_architecture(run) != "ssd"
-        _, labels, model, _ = load_run(run, num_proposals=num_proposals if two_stage else None)
+        _, labels, model, _ = load_run(run, num_proposals=num_proposals if two_stage else None,
+                                       image_size=image_size)
         members.append(Member(os.path.basename(os.path.normpath(run)), run, model, labels))
     return members
 

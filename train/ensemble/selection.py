@@ -53,13 +53,13 @@ def greedy_select(candidates: dict, max_models: int, similarity: float) -> tuple
         top = sims[closest] if sims else None
         if top is not None and top > similarity:
             decisions.append({"name": name, "AP": c["AP"], "chosen": False,
-                              "reason": f"too similar to {closest} (cosine {top:.4f} > "
+                              "reason": f"too similar to {closest} (cosine {top:.6f} > "
                                         f"{similarity})", "max_similarity": top,
                               "closest": closest})
             continue
         chosen.append(name)
         decisions.append({"name": name, "AP": c["AP"], "chosen": True,
                           "reason": "best held-out AP left" + (
-                              f"; cosine to {closest} {top:.4f} <= {similarity}" if sims else ""),
+                              f"; cosine to {closest} {top:.6f} <= {similarity}" if sims else ""),
                           "max_similarity": top, "closest": closest})
     return chosen, decisions
