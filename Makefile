@@ -127,11 +127,14 @@ sweep: $(STAMP)
 	$(PY) -m benchmarks sweep --grid $(GRID) --zoo --data $(LONG_DATA) --out benchmarks/results/sweep_$(GRID) $(if $(SHARD),--shard $(SHARD))
 
 ## report: tables, figures and the frontier from a sweep's results (`python -m benchmarks sweep`)
-## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone)
+## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone;
+## ENSEMBLES="eval.json ...": train ensemble results, default make ensemble's four)
 RESULTS    ?= benchmarks/results/sweep_mobile
+ENSEMBLES  ?= $(wildcard $(foreach r,diverse_multicrop diverse hand_multicrop hand,benchmarks/results/ensemble/$(r)/eval.json))
 REPORT_OUT ?= $(RESULTS)/report
 report: $(STAMP)
-	$(PY) -m benchmarks report --results $(RESULTS) --out $(REPORT_OUT) $(foreach f,$(EDGE),--edge $(f))
+	$(PY) -m benchmarks report --results $(RESULTS) --out $(REPORT_OUT) $(foreach f,$(EDGE),--edge $(f)) \
+	  $(foreach f,$(ENSEMBLES),--ensemble $(f))
 
 ## pi-check: README's Raspberry Pi install and edge_runtime on an emulated arm64 Debian bookworm
 ## (root, qemu-user-static; the root is cached in ~/.cache/frontier), detections compared with
