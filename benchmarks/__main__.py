@@ -186,7 +186,9 @@ def run_pick(args) -> int:
         return 2
     ans = pick.answer(found, budget)
     print(pick.format_answer(ans, args.metric, source))
-    print(pick.summary(found, skipped, args.metric, with_cells=bool(results)))
+    timed = {p["cell"]["cell"]["id"] for p in points if p.get("cell") and not p.get("scored")}
+    untimed = len({c["cell"]["id"] for c in cells} - timed) if args.device else 0
+    print(pick.summary(found, skipped, args.metric, with_cells=bool(results), untimed=untimed))
     if args.json:
         write_json(args.json, dict(ans, tool="benchmarks pick", metric=args.metric,
                                    results=results, device_file=args.device,

@@ -89,15 +89,17 @@ def answer(found, budget: float) -> dict:
     return out
 
 
-def summary(found, skipped, metric: str, with_cells: bool) -> str:
-    """The closing line: how many model files have ``metric``, how many were skipped, why."""
+def summary(found, skipped, metric: str, with_cells: bool, untimed: int = 0) -> str:
+    """The closing line: how many model files have ``metric``, how many were skipped, why;
+    ``untimed``: the sweep's cells a device file does not time (they cannot compete)."""
     of_cells = [s for s in skipped if s["cell"]]
     scored = len(skipped) - len(of_cells)
     parts = [f"{len(of_cells)} file(s) of {len({s['cell'] for s in of_cells})} cell(s)"] * \
         with_cells + [f"{scored} scored file(s)"] * bool(scored or not with_cells)
     why = ", ".join(sorted({s["why"] for s in skipped}))
     return (f"{len({(o['cell'], o['scores'], o['quant']) for o in found})} model file(s) "
-            f"scored by {metric}; skipped {' and '.join(parts)}" + (f": {why}" if why else ""))
+            f"scored by {metric}; skipped {' and '.join(parts)}" + (f": {why}" if why else "")
+            + (f"; {untimed} sweep cell(s) not timed in the device file" if untimed else ""))
 
 
 def budget_ladder(found) -> list[float]:

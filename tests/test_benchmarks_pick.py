@@ -429,6 +429,18 @@ def run_pick(capsys, tmp_path, budget, *argv):
     return run(capsys, tmp_path, "--budget-ms", str(budget), *argv)
 
 
+def test_a_sweep_the_device_file_does_not_time(fixture, demo, capsys, tmp_path):
+    """--results with the demo's device file: its cells cannot compete, and the closing line
+    says how many (the answer is the demo's alone)."""
+    _, device, scores = demo
+    code, out, _, a = run_pick(capsys, tmp_path, 100, "--results", fixture[0], "--device",
+                               device, "--scores", *scores)
+    assert code == 0 and [brief_file(o) for o in [a["pick"]] + a["runners_up"]] == \
+        BY_HAND_DEMO[100]
+    assert out.splitlines()[-1] == "2 model file(s) scored by AP; skipped 0 file(s) of 0 " \
+        f"cell(s); {len(CELLS)} sweep cell(s) not timed in the device file"
+
+
 # the fixture's cells on a Pi that also timed the demo's two files (copied to /home/pi/models:
 # matched to their score files by name); by hand from CELLS, PI_ENTRIES and these two
 BY_HAND_MIXED = {
