@@ -202,7 +202,7 @@ def test_committed_sweep_on_its_own_times(capsys, tmp_path):
     """By hand from the committed cells: of the 5 trained cells' 10 files, the fastest thread
     count of each that fits, the most accurate first."""
     want = {5: ("ssd-mobilenet_v2-256", "float32", 2, 2),
-            20: ("faster_rcnn-mobilenet_v2-300-p50", "int8", 2, 5),
+            20: ("faster_rcnn-mobilenet_v2-300-p50", "float32", 2, 8),
             100: ("faster_rcnn-mobilenet_v2-300-p50", "float32", 2, 10)}
     for budget, (cid, q, threads, fit) in want.items():
         code, out, err, a = run(capsys, tmp_path, "--budget-ms", str(budget), "--results", SWEEP)
