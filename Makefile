@@ -8,7 +8,7 @@ MEDIAPIPE := $(shell sed -n 's/^MEDIAPIPE = "\(.*\)"/\1/p' setup.py)
 DEMO_DATA := data/shapes_small
 LONG_DATA := data/shapes_large
 
-.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep ensemble ensemble-members clean android-demo serve-android-demo pi-check
+.PHONY: install demo test test-all report sweep train-long train-long-compare train-long-two-stage two-stage-edge long-run proposal-sweep ensemble ensemble-members ensemble-300 clean android-demo serve-android-demo pi-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,18 @@ ensemble: $(STAMP)
 	  --hand train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/ensemble/ratio2_seed3,train/zoo/ensemble/iou_seed4 \
 	  --similarity 0.9999 --num-proposals 50 --multicrop 2x2:0.6 --out benchmarks/results/ensemble
 
+## ensemble-300: the diverse ensemble (as `make ensemble` chose it) at the sweep's resolution,
+## 300, with and without multicrop, each member alone too (~20 min on 2 CPU cores)
+DIVERSE := train/zoo/faster_rcnn_mobilenet_v2_shapes,train/zoo/ensemble/ratio2_seed3,train/zoo/rfcn_mobilenet_v2_shapes
+ensemble-300: $(STAMP)
+	$(PY) -m train generate --size large --out $(LONG_DATA)
+	$(PY) -m train ensemble --runs $(DIVERSE) --data $(LONG_DATA) --num-proposals 50 --image-size 300 \
+	  --score-members --out runs/ensemble_300/diverse --no-progress
+	$(PY) -m train ensemble --runs $(DIVERSE) --data $(LONG_DATA) --num-proposals 50 --image-size 300 \
+	  --multicrop 2x2:0.6 --out runs/ensemble_300/diverse_multicrop --no-progress
+	for r in diverse diverse_multicrop; do mkdir -p benchmarks/results/ensemble/$${r}_at300 && \
+	  cp runs/ensemble_300/$$r/eval.json benchmarks/results/ensemble/$${r}_at300/eval.json || exit 1; done
+
 ## two-stage-edge: a two-stage run on the edge (TFLite float32/int8 at 300/50/20 proposals and
 ## QAT at 300 (QAT_STEPS fine-tuning steps): AP,
 ## LiteRT at 1 and 2 threads vs TensorFlow) and its second-stage NMS two ways
@@ -128,9 +140,9 @@ sweep: $(STAMP)
 
 ## report: tables, figures and the frontier from a sweep's results (`python -m benchmarks sweep`)
 ## (RESULTS=DIR, REPORT_OUT=DIR, EDGE="pi.json ...": edge_runtime benchmark JSON from a Pi/phone;
-## ENSEMBLES="eval.json ...": train ensemble results, default make ensemble's four)
+## ENSEMBLES="eval.json ...": train ensemble results, default make ensemble's four and ensemble-300's two)
 RESULTS    ?= benchmarks/results/sweep_mobile
-ENSEMBLES  ?= $(wildcard $(foreach r,diverse_multicrop diverse hand_multicrop hand,benchmarks/results/ensemble/$(r)/eval.json))
+ENSEMBLES  ?= $(wildcard $(foreach r,diverse_multicrop_at300 diverse_at300 diverse_multicrop diverse hand_multicrop hand,benchmarks/results/ensemble/$(r)/eval.json))
 REPORT_OUT ?= $(RESULTS)/report
 report: $(STAMP)
 	$(PY) -m benchmarks report --results $(RESULTS) --out $(REPORT_OUT) $(foreach f,$(EDGE),--edge $(f)) \

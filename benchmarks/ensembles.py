@@ -91,10 +91,12 @@ def load_ensembles(paths) -> tuple[list[dict], list[tuple[str, str]]]:
 
 
 def label(ens: dict) -> str:
-    """'ensemble of 3 (+2x2:0.6 multicrop)' or 'ensemble of 3'."""
+    """'ensemble of 3 (+2x2:0.6 multicrop)', 'ensemble of 3' or, when `train ensemble` was given
+    --image-size, 'ensemble of 3 at 300' (the same members at two resolutions are two points)."""
     e = ens["ensemble"]
     crop = "" if e["multicrop"] == "none" else f" (+{e['multicrop']} multicrop)"
-    return f"ensemble of {len(e['members'])}{crop}"
+    size = f" at {e['image_size']}" if e.get("image_size") else ""
+    return f"ensemble of {len(e['members'])}{size}{crop}"
 
 
 def file_name(ens: dict) -> str:

@@ -267,7 +267,8 @@ def _ensemble_section(doc, ens):
                      _f(e["ms_per_image"]["median"]), _f(e["ms_per_image"]["p90"]),
                      _ap(e["AP"]), _ap(e["AP_small"]), _ap(e["AR_small"]), file_name(e)])
         for name, m in (s.get("members_alone") or {}).items():
-            rows.append([f"{name} alone", name, "—", "—", "none", 1,
+            at = f" at {s['image_size']}" if s.get("image_size") else ""
+            rows.append([f"{name} alone{at}", name, "—", "—", "none", 1,
                          _f(m["ms_per_image"]["median"]), _f(m["ms_per_image"]["p90"]),
                          _ap(m["AP"]), _ap(m["AP_small"]), _ap(m["AR_small"]), file_name(e)])
     doc.table(["model", "members", "combine", "merge", "multicrop", "network evals / image",

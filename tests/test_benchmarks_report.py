@@ -325,6 +325,11 @@ def test_ensemble_finding_uses_the_best_file_with_members_alone():
     r = check_findings([], [unscored])[-1]
     assert (r["ours"], r["holds"]) == ("no ensemble with --score-members", "n/a")
     assert ens_label(unscored) == "ensemble of 3"
+    unscored["ensemble"]["image_size"] = 300
+    assert ens_label(unscored) == "ensemble of 3 at 300"
+    assert ens_label(scored) == "ensemble of 3 (+2x2:0.6 multicrop)"
+    scored["ensemble"]["image_size"] = 300
+    assert ens_label(scored) == "ensemble of 3 at 300 (+2x2:0.6 multicrop)"
 
 
 @pytest.mark.parametrize("change, words", [
